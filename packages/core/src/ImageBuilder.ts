@@ -23,8 +23,6 @@ export interface BuildRequest {
 export interface BuiltImage {
   readonly image: string
   readonly run: RunSettings
-  /** Env defaults the app declared (`paas.yaml`); the project's own env wins over them. */
-  readonly env: Env
 }
 
 /** Builds images, streaming each output line to `log` as it comes. */

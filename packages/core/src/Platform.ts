@@ -5,8 +5,10 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Stream from "effect/Stream"
+import type { AuthProvider } from "./AuthProvider.js"
 import type { Build } from "./Build.js"
 import type { AppStatus } from "./Deployment.js"
 import type {
@@ -22,7 +24,15 @@ import type {
 } from "./Errors.js"
 import type { Env, Project, ProjectId } from "./Project.js"
 import type { Release } from "./Release.js"
-import type { RefUpdate } from "./RepoStore.js"
+import type { ImageBuilder } from "./ImageBuilder.js"
+import * as internal from "./internal/platform.js"
+import type { Mailer } from "./Mailer.js"
+import type { Persistence } from "./Persistence.js"
+import type { PlatformConfig } from "./PlatformConfig.js"
+import type { RateLimiter } from "./RateLimiter.js"
+import type { Reconciler } from "./Reconciler.js"
+import type { RefUpdate, RepoStore } from "./RepoStore.js"
+import type { RuntimeDriver } from "./RuntimeDriver.js"
 import type { AppStats, LogLine, LogOptions } from "./RuntimeDriver.js"
 import type { SshKey, SshKeyId } from "./SshKey.js"
 import type { Principal, User } from "./User.js"
@@ -36,7 +46,14 @@ export interface LoginResult {
 
 /** What a deploy did: `pending` when nothing was pushed yet (the app starts after the first push). */
 export type DeployResult =
-  | { readonly _tag: "Deployed"; readonly release: Release; readonly status: AppStatus; readonly url: string }
+  | {
+      readonly _tag: "Deployed"
+      readonly release: Release
+      readonly status: AppStatus
+      /** Why the app is not running, when it is not. */
+      readonly message: string | null
+      readonly url: string
+    }
   | { readonly _tag: "Pending" }
 
 /** The outcome of a push, as told to the pusher. */
@@ -69,7 +86,7 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
     /** A session token to the principal it stands for; fails if the account is gone. */
     readonly authenticate: (token: string) => Effect.Effect<Principal, AuthenticationError>
     /** Always succeeds from the caller's point of view, whether or not the email exists. */
-    readonly requestPasswordReset: (email: string) => Effect.Effect<void, MailError>
+    readonly requestPasswordReset: (email: string) => Effect.Effect<void>
     readonly resetPassword: (
       token: string,
       password: Redacted.Redacted<string>
@@ -153,3 +170,21 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
     ) => Effect.Effect<ReadonlyArray<{ readonly id: ProjectId; readonly status: AppStatus }>, NotFound>
   }
 >() {}
+
+/** Builds the use cases from the contracts. */
+export const make = internal.make
+
+/** The use cases as a layer, over whichever drivers are provided. */
+export const layer: Layer.Layer<
+  Platform,
+  never,
+  | Persistence
+  | AuthProvider
+  | Mailer
+  | RepoStore
+  | ImageBuilder
+  | RuntimeDriver
+  | Reconciler
+  | RateLimiter
+  | PlatformConfig
+> = Layer.effect(Platform, internal.make)

@@ -4,7 +4,7 @@
  */
 import * as Schema from "effect/Schema"
 import { BuildId, CommitSha } from "./Build.js"
-import { ProjectConfig, ProjectId } from "./Project.js"
+import { Env, ProjectConfig, ProjectId } from "./Project.js"
 
 /** The id of a release (a UUID). */
 export const ReleaseId = Schema.UUID.pipe(Schema.brand("ReleaseId"))
@@ -21,7 +21,9 @@ export class RunSettings extends Schema.Class<RunSettings>("@paas/core/RunSettin
   healthcheckTimeoutMs: Schema.Int.pipe(Schema.positive()),
   memoryBytes: Schema.NullOr(Schema.Int.pipe(Schema.positive())),
   cpus: Schema.NullOr(Schema.Number.pipe(Schema.positive())),
-  replicas: Schema.Int.pipe(Schema.between(1, 32))
+  replicas: Schema.Int.pipe(Schema.between(1, 32)),
+  /** Non-secret env defaults the app declared (`paas.yaml`); the project's env wins over them. */
+  env: Env
 }) {
   /** Settings for an app that says nothing about how it runs. */
   static readonly defaults = new RunSettings({
@@ -31,7 +33,8 @@ export class RunSettings extends Schema.Class<RunSettings>("@paas/core/RunSettin
     healthcheckTimeoutMs: 30_000,
     memoryBytes: null,
     cpus: null,
-    replicas: 1
+    replicas: 1,
+    env: {}
   })
 }
 
