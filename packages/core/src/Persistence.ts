@@ -78,7 +78,11 @@ export class Persistence extends Context.Tag("@paas/core/Persistence")<
       readonly findById: (id: ProjectId) => Effect.Effect<Option.Option<Project>>
       readonly listByOwner: (ownerId: UserId) => Effect.Effect<ReadonlyArray<Project>>
       readonly list: () => Effect.Effect<ReadonlyArray<Project>>
-      readonly updateConfig: (id: ProjectId, config: ProjectConfig, at: Date) => Effect.Effect<Project, NotFound>
+      readonly updateConfig: (
+        id: ProjectId,
+        config: ProjectConfig,
+        at: Date
+      ) => Effect.Effect<Project, NotFound>
       /** Deletes the project with its builds, releases and deployment. */
       readonly delete: (id: ProjectId) => Effect.Effect<void, NotFound>
     }

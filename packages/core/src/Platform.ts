@@ -22,18 +22,17 @@ import type {
   RuntimeError,
   ValidationError
 } from "./Errors.js"
-import type { Env, Project, ProjectId } from "./Project.js"
-import type { Release } from "./Release.js"
 import type { ImageBuilder } from "./ImageBuilder.js"
 import * as internal from "./internal/platform.js"
 import type { Mailer } from "./Mailer.js"
 import type { Persistence } from "./Persistence.js"
 import type { PlatformConfig } from "./PlatformConfig.js"
+import type { Env, Project, ProjectId } from "./Project.js"
 import type { RateLimiter } from "./RateLimiter.js"
 import type { Reconciler } from "./Reconciler.js"
+import type { Release } from "./Release.js"
 import type { RefUpdate, RepoStore } from "./RepoStore.js"
-import type { RuntimeDriver } from "./RuntimeDriver.js"
-import type { AppStats, LogLine, LogOptions } from "./RuntimeDriver.js"
+import type { AppStats, LogLine, LogOptions, RuntimeDriver } from "./RuntimeDriver.js"
 import type { SshKey, SshKeyId } from "./SshKey.js"
 import type { Principal, User } from "./User.js"
 
@@ -50,7 +49,7 @@ export type DeployResult =
       readonly _tag: "Deployed"
       readonly release: Release
       readonly status: AppStatus
-      /** Why the app is not running, when it is not. */
+      /** Why the release is not serving (an earlier one may still be), when it is not. */
       readonly message: string | null
       readonly url: string
     }
@@ -61,7 +60,12 @@ export type PushResult =
   | { readonly _tag: "Ignored"; readonly reason: string }
   | { readonly _tag: "Deployed"; readonly build: Build; readonly release: Release; readonly url: string }
   | { readonly _tag: "BuildFailed"; readonly build: Build; readonly reason: string }
-  | { readonly _tag: "DeployFailed"; readonly build: Build; readonly release: Release; readonly reason: string }
+  | {
+      readonly _tag: "DeployFailed"
+      readonly build: Build
+      readonly release: Release
+      readonly reason: string
+    }
 
 /** Which git operation is asked for: `read` (clone, fetch) or `write` (push). */
 export type RepositoryAccess = "read" | "write"
@@ -123,7 +127,10 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
     readonly listMyProjects: (principal: Principal) => Effect.Effect<ReadonlyArray<Project>>
     readonly listProjects: (principal: Principal) => Effect.Effect<ReadonlyArray<Project>, Forbidden>
     /** Removes the running app, its images, the repository and the record. */
-    readonly deleteProject: (principal: Principal, id: ProjectId) => Effect.Effect<void, NotFound | RepositoryError>
+    readonly deleteProject: (
+      principal: Principal,
+      id: ProjectId
+    ) => Effect.Effect<void, NotFound | RepositoryError>
     /** Succeeds when the principal may read or write the project's repository; NotFound otherwise. */
     readonly authorizeRepository: (
       principal: Principal,
@@ -155,14 +162,20 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
       id: ProjectId,
       number: number
     ) => Effect.Effect<DeployResult, NotFound | RuntimeError>
-    readonly releases: (principal: Principal, id: ProjectId) => Effect.Effect<ReadonlyArray<Release>, NotFound>
+    readonly releases: (
+      principal: Principal,
+      id: ProjectId
+    ) => Effect.Effect<ReadonlyArray<Release>, NotFound>
     readonly builds: (principal: Principal, id: ProjectId) => Effect.Effect<ReadonlyArray<Build>, NotFound>
     readonly logs: (
       principal: Principal,
       id: ProjectId,
       options?: LogOptions
     ) => Stream.Stream<LogLine, NotFound | RuntimeError>
-    readonly statistics: (principal: Principal, id: ProjectId) => Effect.Effect<AppStats, NotFound | RuntimeError>
+    readonly statistics: (
+      principal: Principal,
+      id: ProjectId
+    ) => Effect.Effect<AppStats, NotFound | RuntimeError>
     /** The status of each app; NotFound when any of them is not the principal's. */
     readonly status: (
       principal: Principal,

@@ -31,7 +31,10 @@ export interface PlatformSettings {
 }
 
 /** The platform's settings. */
-export class PlatformConfig extends Context.Tag("@paas/core/PlatformConfig")<PlatformConfig, PlatformSettings>() {}
+export class PlatformConfig extends Context.Tag("@paas/core/PlatformConfig")<
+  PlatformConfig,
+  PlatformSettings
+>() {}
 
 /** Settings for one machine on `localhost`, as the embedded default and tests use them. */
 export const defaults: PlatformSettings = {

@@ -107,7 +107,8 @@ const assess = (
 ): Assessment => {
   const wantsRunning = app !== undefined && app.deployment.desired === "running" && spec !== null
   if (!wantsRunning) {
-    const status: AppStatus = app === undefined ? "unknown" : app.release === null ? app.deployment.status : "stopped"
+    const status: AppStatus =
+      app === undefined ? "unknown" : app.release === null ? app.deployment.status : "stopped"
     const needsWork =
       instances.length > 0 ||
       route !== undefined ||
@@ -160,13 +161,27 @@ export const make = Effect.gen(function* () {
 
   const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
 
-  const observe = (deployment: Deployment | undefined, status: AppStatus, message: string | null, failedSpec: string | null) =>
-    deployment === undefined ||
-    (deployment.status === status && deployment.message === message && deployment.failedSpec === failedSpec)
-      ? Effect.void
-      : Effect.flatMap(now, (at) =>
+  // Writes what was observed, skipping writes that would change nothing; `recorded` tracks what the
+  // store holds as converging goes on, so "starting" followed by "running" writes both.
+  const observer = (deployment: Deployment | undefined) => {
+    let recorded = deployment && {
+      status: deployment.status,
+      message: deployment.message,
+      failedSpec: deployment.failedSpec
+    }
+    return (status: AppStatus, message: string | null, failedSpec: string | null) =>
+      Effect.suspend(() => {
+        if (
+          deployment === undefined ||
+          (recorded?.status === status && recorded.message === message && recorded.failedSpec === failedSpec)
+        )
+          return Effect.void
+        recorded = { status, message, failedSpec }
+        return Effect.flatMap(now, (at) =>
           persistence.deployments.setObserved(deployment.projectId, { status, message, failedSpec }, at)
         )
+      })
+  }
 
   const removeAll = (instances: ReadonlyArray<Instance>) =>
     Effect.forEach(instances, (i) => runtime.remove(i.id), { discard: true, concurrency: "unbounded" })
@@ -185,6 +200,7 @@ export const make = Effect.gen(function* () {
       const spec = specFor(app)
       const a = assess(app, spec, instances, route)
       const deployment = app?.deployment
+      const observe = observer(deployment)
       const outcome = (status: AppStatus, message: string | null, changed: boolean): AppOutcome => ({
         appId,
         status,
@@ -195,22 +211,23 @@ export const make = Effect.gen(function* () {
 
       if (a.spec === null) {
         // Stopped, never released, or deleted: nothing may run or be routed.
-        const final: AppStatus = deployment === undefined ? "unknown" : app?.release === null ? deployment.status : "stopped"
-        if (instances.length > 0) yield* observe(deployment, "stopping", null, null)
+        const final: AppStatus =
+          deployment === undefined ? "unknown" : app?.release === null ? deployment.status : "stopped"
+        if (instances.length > 0) yield* observe("stopping", null, null)
         if (route !== undefined) yield* router.remove(appId)
         yield* removeAll(instances)
-        if (deployment !== undefined && app?.release != null) yield* observe(deployment, final, null, null)
+        if (deployment !== undefined && app?.release != null) yield* observe(final, null, null)
         return outcome(final, null, true)
       }
 
       let target = a.target
       if (target === undefined) {
-        yield* observe(deployment, "starting", null, null)
+        yield* observe("starting", null, null)
         const started = yield* Effect.either(runtime.start(a.spec))
         if (started._tag === "Left") {
           const serving = instances.some((i) => i.status === "running" && route?.instanceId === i.id)
           const status: AppStatus = serving ? "running" : "failed"
-          yield* observe(deployment, status, started.left.message, a.spec.specHash)
+          yield* observe(status, started.left.message, a.spec.specHash)
           return outcome(status, started.left.message, true)
         }
         target = started.right
@@ -220,13 +237,14 @@ export const make = Effect.gen(function* () {
       }
       // Old instances go only once the new one is routed: that order is what keeps zero downtime.
       yield* removeAll(instances.filter((i) => i.id !== target.id))
-      yield* observe(deployment, "running", null, null)
+      yield* observe("running", null, null)
       return outcome("running", null, true)
     }).pipe(
       Effect.catchAll((error) =>
         Effect.gen(function* () {
-          const app = Option.getOrUndefined(yield* persistence.deployments.find(appId))
-          if (app !== undefined) yield* observe(app, "failed", error.message, app.failedSpec)
+          const deployment = Option.getOrUndefined(yield* persistence.deployments.find(appId))
+          if (deployment !== undefined)
+            yield* observer(deployment)("failed", error.message, deployment.failedSpec)
           return yield* Effect.fail(error)
         })
       )
@@ -314,10 +332,8 @@ export const make = Effect.gen(function* () {
 })
 
 /** The reconciler, without its loop (tests drive passes themselves). */
-export const layer: Layer.Layer<Reconciler, never, Persistence | RuntimeDriver | Router | PlatformConfig> = Layer.effect(
-  Reconciler,
-  make
-)
+export const layer: Layer.Layer<Reconciler, never, Persistence | RuntimeDriver | Router | PlatformConfig> =
+  Layer.effect(Reconciler, make)
 
 /** Runs passes in the background for the life of the layer: on the interval and on triggers. */
 export const layerLoop: Layer.Layer<never, never, Reconciler> = Layer.scopedDiscard(

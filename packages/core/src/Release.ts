@@ -51,4 +51,3 @@ export class Release extends Schema.Class<Release>("@paas/core/Release")({
   description: Schema.String,
   createdAt: Schema.DateFromSelf
 }) {}
-

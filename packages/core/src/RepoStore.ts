@@ -33,7 +33,10 @@ export class RepoStore extends Context.Tag("@paas/core/RepoStore")<
     readonly remove: (project: ProjectId) => Effect.Effect<void, RepositoryError>
     readonly exists: (project: ProjectId) => Effect.Effect<boolean, RepositoryError>
     /** The commit a ref (`main`, `refs/heads/main`, a sha) points at, if any. */
-    readonly resolve: (project: ProjectId, ref: string) => Effect.Effect<Option.Option<CommitSha>, RepositoryError>
+    readonly resolve: (
+      project: ProjectId,
+      ref: string
+    ) => Effect.Effect<Option.Option<CommitSha>, RepositoryError>
     /** The branch pushes deploy from: `main`, or `master` when that is what the repository uses. */
     readonly deployBranch: (project: ProjectId) => Effect.Effect<string, RepositoryError>
     /** The newest commits reachable from a ref, newest first. */

@@ -10,12 +10,17 @@ export const SshKeyId = Schema.UUID.pipe(Schema.brand("SshKeyId"))
 export type SshKeyId = typeof SshKeyId.Type
 
 /** `SHA256:<base64 without padding>`, as `ssh-keygen -l` prints it. */
-export const Fingerprint = Schema.String.pipe(Schema.pattern(/^SHA256:[A-Za-z0-9+/]{43}$/), Schema.brand("Fingerprint"))
+export const Fingerprint = Schema.String.pipe(
+  Schema.pattern(/^SHA256:[A-Za-z0-9+/]{43}$/),
+  Schema.brand("Fingerprint")
+)
 /** `SHA256:<base64 without padding>`, as `ssh-keygen -l` prints it. */
 export type Fingerprint = typeof Fingerprint.Type
 
 /** A key's display name: at most 30 characters. */
-export const KeyName = Schema.String.pipe(Schema.maxLength(30, { message: () => "name must be at most 30 characters" }))
+export const KeyName = Schema.String.pipe(
+  Schema.maxLength(30, { message: () => "name must be at most 30 characters" })
+)
 
 /** A stored public key. `value` is the normalised OpenSSH line (`<type> <base64> [comment]`). */
 export class SshKey extends Schema.Class<SshKey>("@paas/core/SshKey")({

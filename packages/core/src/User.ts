@@ -19,7 +19,9 @@ export const Username = Schema.String.pipe(
 /** An email address of at most 100 characters. */
 export const Email = Schema.String.pipe(
   Schema.maxLength(100, { message: () => "email must be at most 100 characters" }),
-  Schema.pattern(/^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$/, { message: () => "email must be a valid email address" })
+  Schema.pattern(/^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$/, {
+    message: () => "email must be a valid email address"
+  })
 )
 
 const utf8Length = (s: string) => Buffer.byteLength(s, "utf8")

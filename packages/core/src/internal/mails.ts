@@ -2,13 +2,20 @@
 // the link is not clickable (and a test can find it).
 import type { Mail } from "../Mailer.js"
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-const mail = (to: string, subject: string, intro: string, link: string, token: string, outro: string): Mail => ({
+const mail = (
+  to: string,
+  subject: string,
+  intro: string,
+  link: string,
+  token: string,
+  outro: string
+): Mail => ({
   to,
   subject,
   text: `${intro}\n\n${link}\n\nToken: ${token}\n\n${outro}\n`,
-  html: `<p>${escape(intro)}</p><p><a href="${escape(link)}">${escape(link)}</a></p><p>Token: <code>${escape(token)}</code></p><p>${escape(outro)}</p>`
+  html: `<p>${escapeHtml(intro)}</p><p><a href="${escapeHtml(link)}">${escapeHtml(link)}</a></p><p>Token: <code>${escapeHtml(token)}</code></p><p>${escapeHtml(outro)}</p>`
 })
 
 export const confirmation = (to: string, username: string, publicUrl: string, token: string): Mail =>

@@ -62,7 +62,9 @@ export const make = Effect.gen(function* () {
   const later = (at: Date, d: Duration.Duration) => new Date(at.getTime() + Duration.toMillis(d))
 
   const requireAdmin = (principal: Principal) =>
-    principal.isAdmin ? Effect.void : Effect.fail(new Forbidden({ message: "this is for administrators only" }))
+    principal.isAdmin
+      ? Effect.void
+      : Effect.fail(new Forbidden({ message: "this is for administrators only" }))
 
   const owned = <A extends { readonly ownerId: UserId } | { readonly userId: UserId }>(
     principal: Principal,
@@ -83,15 +85,21 @@ export const make = Effect.gen(function* () {
   // Reconciling is how every change reaches the runtime; a failure there is recorded on the
   // deployment by the reconciler and retried by the next pass, so callers get it as a message.
   const converge = (id: ProjectId) =>
-    reconciler.reconcileApp(id).pipe(
-      Effect.catchAll((e: RuntimeError | RouterError) =>
-        Effect.succeed({ appId: id, status: "failed" as const, message: e.message, changed: false })
+    reconciler
+      .reconcileApp(id)
+      .pipe(
+        Effect.catchAll((e: RuntimeError | RouterError) =>
+          Effect.succeed({ appId: id, status: "failed" as const, message: e.message, changed: false })
+        )
       )
-    )
 
   const deployRelease = (project: Project, release: Release): Effect.Effect<DeployResult> =>
     Effect.gen(function* () {
-      yield* store.deployments.setDesired(project.id, { releaseId: release.id, desired: "running" }, yield* now)
+      yield* store.deployments.setDesired(
+        project.id,
+        { releaseId: release.id, desired: "running" },
+        yield* now
+      )
       const outcome = yield* converge(project.id)
       return {
         _tag: "Deployed" as const,
@@ -124,7 +132,12 @@ export const make = Effect.gen(function* () {
 
   // Runs one build: queued until a slot is free, then running; every line goes to the build's log
   // (batched, since a store write per line would dominate) and to the pusher's terminal.
-  const runBuild = (project: Project, commit: CommitSha, ref: string, output: (line: string) => Effect.Effect<void>) =>
+  const runBuild = (
+    project: Project,
+    commit: CommitSha,
+    ref: string,
+    output: (line: string) => Effect.Effect<void>
+  ) =>
     Effect.scoped(
       Effect.gen(function* () {
         const build = yield* store.builds.insert(
@@ -146,17 +159,16 @@ export const make = Effect.gen(function* () {
         const pending: Array<string> = []
         const tail: Array<string> = []
         const flush = Effect.suspend(() =>
-          pending.length === 0 ? Effect.void : store.builds.appendLog(build.id, `${pending.splice(0).join("\n")}\n`)
+          pending.length === 0
+            ? Effect.void
+            : store.builds.appendLog(build.id, `${pending.splice(0).join("\n")}\n`)
         )
         const log = (line: string) =>
           Effect.suspend(() => {
             pending.push(line)
             tail.push(line)
             if (tail.length > LOG_TAIL_LINES) tail.shift()
-            return Effect.zipRight(
-              pending.length >= LOG_FLUSH_LINES ? flush : Effect.void,
-              output(line)
-            )
+            return Effect.zipRight(pending.length >= LOG_FLUSH_LINES ? flush : Effect.void, output(line))
           })
         const finish = (status: Build["status"], fields: { image?: string; error?: string }) =>
           Effect.gen(function* () {
@@ -166,30 +178,40 @@ export const make = Effect.gen(function* () {
               .pipe(Effect.orElseSucceed(() => build))
           })
 
-        const attempt = buildSlots.withPermits(1)(
-          Effect.gen(function* () {
-            yield* store.builds.update(build.id, { status: "running", startedAt: yield* now })
-            yield* log(`Building ${commit.slice(0, 12)} of ${project.name}`)
-            return yield* builder
-              .build(
-                { projectId: project.id, buildId: build.id, commit, source: repos.archive(project.id, commit), env: project.config.env },
-                log
-              )
-              .pipe(
-                Effect.timeoutFail({
-                  duration: settings.buildTimeout,
-                  onTimeout: () =>
-                    new BuildFailed({
-                      message: `the build took longer than ${Duration.format(settings.buildTimeout)}`,
-                      logTail: [...tail]
-                    })
-                })
-              )
-          })
-        ).pipe(
-          Effect.catchTag("NotFound", (e) => Effect.fail(new BuildFailed({ message: e.message, logTail: [] }))),
-          Effect.onInterrupt(() => Effect.ignore(finish("cancelled", { error: "the build was cancelled" })))
-        )
+        const attempt = buildSlots
+          .withPermits(1)(
+            Effect.gen(function* () {
+              yield* store.builds.update(build.id, { status: "running", startedAt: yield* now })
+              yield* log(`Building ${commit.slice(0, 12)} of ${project.name}`)
+              return yield* builder
+                .build(
+                  {
+                    projectId: project.id,
+                    buildId: build.id,
+                    commit,
+                    source: repos.archive(project.id, commit),
+                    env: project.config.env
+                  },
+                  log
+                )
+                .pipe(
+                  Effect.timeoutFail({
+                    duration: settings.buildTimeout,
+                    onTimeout: () =>
+                      new BuildFailed({
+                        message: `the build took longer than ${Duration.format(settings.buildTimeout)}`,
+                        logTail: [...tail]
+                      })
+                  })
+                )
+            })
+          )
+          .pipe(
+            Effect.catchTag("NotFound", (e) =>
+              Effect.fail(new BuildFailed({ message: e.message, logTail: [] }))
+            ),
+            Effect.onInterrupt(() => Effect.ignore(finish("cancelled", { error: "the build was cancelled" })))
+          )
         const result = yield* Effect.either(attempt)
         if (result._tag === "Left") {
           const failed = yield* finish("failed", { error: result.left.message })
@@ -205,7 +227,10 @@ export const make = Effect.gen(function* () {
       Effect.gen(function* () {
         const fields = yield* validate(Registration)({ ...input, password: Redacted.value(input.password) })
         const at = yield* now
-        const isAdmin = Option.exists(settings.adminEmail, (e) => e.toLowerCase() === fields.email.toLowerCase())
+        const isAdmin = Option.exists(
+          settings.adminEmail,
+          (e) => e.toLowerCase() === fields.email.toLowerCase()
+        )
         const user = yield* store.users.insert(
           new User({
             id: UserId.make(yield* uuid),
@@ -243,7 +268,10 @@ export const make = Effect.gen(function* () {
         ]
         yield* limiter.check(limits)
         const found = yield* store.users.findByEmail(email)
-        const ok = yield* auth.verifyPassword(Option.match(found, { onNone: () => decoyHash, onSome: (u) => u.passwordHash }), password)
+        const ok = yield* auth.verifyPassword(
+          Option.match(found, { onNone: () => decoyHash, onSome: (u) => u.passwordHash }),
+          password
+        )
         if (Option.isNone(found) || !ok) {
           yield* limiter.fail(limits)
           return yield* invalidCredentials
@@ -265,7 +293,10 @@ export const make = Effect.gen(function* () {
         // The account may have been deleted or demoted since the token was issued.
         const user = yield* store.users.findById(claimed.userId)
         if (Option.isNone(user))
-          return yield* new AuthenticationError({ reason: "invalid-token", message: "the account no longer exists" })
+          return yield* new AuthenticationError({
+            reason: "invalid-token",
+            message: "the account no longer exists"
+          })
         return new Principal({ userId: user.value.id, isAdmin: user.value.isAdmin })
       }),
 
@@ -353,7 +384,10 @@ export const make = Effect.gen(function* () {
 
     authenticateSshKey: (key) =>
       Effect.gen(function* () {
-        const unknown = new AuthenticationError({ reason: "unknown-key", message: "this key is not registered" })
+        const unknown = new AuthenticationError({
+          reason: "unknown-key",
+          message: "this key is not registered"
+        })
         const stored = yield* store.keys.findByFingerprint(SshKeyLine.fingerprintOf(key.blob))
         if (Option.isNone(stored) || !stored.value.value.startsWith(`${key.type} `)) return yield* unknown
         const user = yield* store.users.findById(stored.value.userId)
@@ -376,7 +410,9 @@ export const make = Effect.gen(function* () {
           })
         )
         // The repository follows the record; without one the project would be unusable.
-        yield* repos.create(project.id).pipe(Effect.tapError(() => Effect.ignore(store.projects.delete(project.id))))
+        yield* repos
+          .create(project.id)
+          .pipe(Effect.tapError(() => Effect.ignore(store.projects.delete(project.id))))
         return project
       }),
 
@@ -421,7 +457,7 @@ export const make = Effect.gen(function* () {
         )
         yield* output(`Deploying release v${release.number}`)
         const deployed = yield* deployRelease(project, release)
-        if (deployed._tag === "Deployed" && deployed.status === "running") {
+        if (deployed._tag === "Deployed" && deployed.status === "running" && deployed.message === null) {
           yield* output(`Deployed release v${release.number}: ${deployed.url}`)
           return { _tag: "Deployed", build: built.build, release, url: deployed.url } satisfies PushResult
         }
@@ -457,15 +493,22 @@ export const make = Effect.gen(function* () {
         if (Option.isNone(target)) return yield* new NotFound({ resource: "release", id: `${id} v${number}` })
         // The project's config follows the release, so a later deploy starts from what is running.
         const project = yield* store.projects.updateConfig(id, target.value.config, yield* now)
-        const release = yield* newRelease(project, target.value, target.value.config, `Rollback to v${number}`)
+        const release = yield* newRelease(
+          project,
+          target.value,
+          target.value.config,
+          `Rollback to v${number}`
+        )
         return yield* deployRelease(project, release)
       }),
 
     releases: (principal, id) => Effect.zipRight(getProject(principal, id), store.releases.listByProject(id)),
 
-    builds: (principal, id) => Effect.zipRight(getProject(principal, id), store.builds.listByProject(id, 100)),
+    builds: (principal, id) =>
+      Effect.zipRight(getProject(principal, id), store.builds.listByProject(id, 100)),
 
-    logs: (principal, id, options) => Stream.unwrap(Effect.as(getProject(principal, id), runtime.logs(id, options))),
+    logs: (principal, id, options) =>
+      Stream.unwrap(Effect.as(getProject(principal, id), runtime.logs(id, options))),
 
     statistics: (principal, id) => Effect.zipRight(getProject(principal, id), runtime.stats(id)),
 
@@ -474,7 +517,10 @@ export const make = Effect.gen(function* () {
         Effect.gen(function* () {
           yield* getProject(principal, id)
           const deployment = yield* store.deployments.find(id)
-          return { id, status: Option.match(deployment, { onNone: () => "unknown" as const, onSome: (d) => d.status }) }
+          return {
+            id,
+            status: Option.match(deployment, { onNone: () => "unknown" as const, onSome: (d) => d.status })
+          }
         })
       )
   }

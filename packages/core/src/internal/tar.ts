@@ -31,7 +31,11 @@ export const pack = (files: Readonly<Record<string, string | Uint8Array>>): Uint
   const parts: Array<Uint8Array> = []
   for (const [name, content] of Object.entries(files).sort(([a], [b]) => a.localeCompare(b))) {
     const data = typeof content === "string" ? encoder.encode(content) : content
-    parts.push(header(name, data.length, 0o644), data, new Uint8Array((BLOCK - (data.length % BLOCK)) % BLOCK))
+    parts.push(
+      header(name, data.length, 0o644),
+      data,
+      new Uint8Array((BLOCK - (data.length % BLOCK)) % BLOCK)
+    )
   }
   parts.push(new Uint8Array(BLOCK * 2))
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))

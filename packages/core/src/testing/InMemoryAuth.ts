@@ -17,9 +17,13 @@ import { Principal, UserId } from "../User.js"
 const Claims = Schema.parseJson(Schema.Struct({ sub: UserId, adm: Schema.Boolean, exp: Schema.Number }))
 const decodeClaims = Schema.decodeUnknownOption(Claims)
 
-const digest = (salt: string, password: string) => createHash("sha256").update(salt).update(password).digest("hex")
+const digest = (salt: string, password: string) =>
+  createHash("sha256").update(salt).update(password).digest("hex")
 
-const invalidToken = new AuthenticationError({ reason: "invalid-token", message: "the session token is invalid" })
+const invalidToken = new AuthenticationError({
+  reason: "invalid-token",
+  message: "the session token is invalid"
+})
 
 /** An in-memory provider whose sessions last `sessionTtl` (default 6 hours). */
 export const make = (options: { readonly sessionTtl?: Duration.DurationInput } = {}) =>
@@ -55,11 +59,14 @@ export const make = (options: { readonly sessionTtl?: Duration.DurationInput } =
           if (!payload || !signature) return Effect.fail(invalidToken)
           const expected = Buffer.from(sign(payload))
           const given = Buffer.from(signature)
-          if (expected.length !== given.length || !timingSafeEqual(expected, given)) return Effect.fail(invalidToken)
+          if (expected.length !== given.length || !timingSafeEqual(expected, given))
+            return Effect.fail(invalidToken)
           const claims = decodeClaims(Buffer.from(payload, "base64url").toString("utf8"))
           if (claims._tag === "None") return Effect.fail(invalidToken)
           if (claims.value.exp <= now)
-            return Effect.fail(new AuthenticationError({ reason: "expired-token", message: "the session has expired" }))
+            return Effect.fail(
+              new AuthenticationError({ reason: "expired-token", message: "the session has expired" })
+            )
           return Effect.succeed(new Principal({ userId: claims.value.sub, isAdmin: claims.value.adm }))
         }),
       parsePublicKey: SshKeyLine.parse
@@ -67,5 +74,6 @@ export const make = (options: { readonly sessionTtl?: Duration.DurationInput } =
   })
 
 /** The in-memory provider as a layer. */
-export const layer = (options: { readonly sessionTtl?: Duration.DurationInput } = {}): Layer.Layer<AuthProvider> =>
-  Layer.effect(AuthProvider, make(options))
+export const layer = (
+  options: { readonly sessionTtl?: Duration.DurationInput } = {}
+): Layer.Layer<AuthProvider> => Layer.effect(AuthProvider, make(options))

@@ -30,7 +30,9 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
     for (const [k, b] of builds) if (b.projectId === id) builds.delete(k)
     for (const [k, r] of releases) if (r.projectId === id) releases.delete(k)
   }
-  const byNewest = <A extends { readonly createdAt: Date }>(a: A, b: A) => b.createdAt.getTime() - a.createdAt.getTime()
+  // Newest first; insertion order breaks ties (callers reverse it first), as a sequence column would.
+  const byNewest = <A extends { readonly createdAt: Date }>(a: A, b: A) =>
+    b.createdAt.getTime() - a.createdAt.getTime()
   const desiredOf = (d: Deployment): DesiredApp => ({
     deployment: d,
     release: d.releaseId === null ? null : (releases.get(d.releaseId) ?? null)
@@ -52,10 +54,14 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
         }),
       findById: (id) => Effect.sync(() => Option.fromNullable(users.get(id)?.user)),
       findByUsername: (username) =>
-        Effect.sync(() => Option.fromNullable([...users.values()].find((u) => u.user.username === username)?.user)),
+        Effect.sync(() =>
+          Option.fromNullable([...users.values()].find((u) => u.user.username === username)?.user)
+        ),
       findByEmail: (email) =>
         Effect.sync(() =>
-          Option.fromNullable([...users.values()].find((u) => u.user.email.toLowerCase() === email.toLowerCase()))
+          Option.fromNullable(
+            [...users.values()].find((u) => u.user.email.toLowerCase() === email.toLowerCase())
+          )
         ),
       list: () => Effect.sync(() => [...users.values()].map((u) => u.user)),
       confirmEmail: (id, at) =>
@@ -100,12 +106,15 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
         Effect.suspend(() => {
           for (const k of keys.values())
             if (k.fingerprint === key.fingerprint)
-              return Effect.fail(new Conflict({ resource: "sshKey", message: "this key is already registered" }))
+              return Effect.fail(
+                new Conflict({ resource: "sshKey", message: "this key is already registered" })
+              )
           keys.set(key.id, key)
           return Effect.succeed(key)
         }),
       findById: (id) => Effect.sync(() => Option.fromNullable(keys.get(id))),
-      findByFingerprint: (fp) => Effect.sync(() => Option.fromNullable([...keys.values()].find((k) => k.fingerprint === fp))),
+      findByFingerprint: (fp) =>
+        Effect.sync(() => Option.fromNullable([...keys.values()].find((k) => k.fingerprint === fp))),
       listByUser: (userId) => Effect.sync(() => [...keys.values()].filter((k) => k.userId === userId)),
       list: () => Effect.sync(() => [...keys.values()]),
       delete: (id) => Effect.suspend(() => (keys.delete(id) ? Effect.void : notFound("sshKey", id)))
@@ -115,12 +124,15 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
         Effect.suspend(() => {
           for (const p of projects.values())
             if (p.ownerId === project.ownerId && p.name === project.name)
-              return Effect.fail(new Conflict({ resource: "project", message: "you already have a project with this name" }))
+              return Effect.fail(
+                new Conflict({ resource: "project", message: "you already have a project with this name" })
+              )
           projects.set(project.id, project)
           return Effect.succeed(project)
         }),
       findById: (id) => Effect.sync(() => Option.fromNullable(projects.get(id))),
-      listByOwner: (ownerId) => Effect.sync(() => [...projects.values()].filter((p) => p.ownerId === ownerId)),
+      listByOwner: (ownerId) =>
+        Effect.sync(() => [...projects.values()].filter((p) => p.ownerId === ownerId)),
       list: () => Effect.sync(() => [...projects.values()]),
       updateConfig: (id, config, at) =>
         Effect.suspend(() => {
@@ -145,8 +157,15 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
         }),
       findById: (id) => Effect.sync(() => Option.fromNullable(builds.get(id))),
       listByProject: (projectId, limit) =>
-        Effect.sync(() => [...builds.values()].filter((b) => b.projectId === projectId).sort(byNewest).slice(0, limit)),
-      listByStatus: (statuses) => Effect.sync(() => [...builds.values()].filter((b) => statuses.includes(b.status))),
+        Effect.sync(() =>
+          [...builds.values()]
+            .filter((b) => b.projectId === projectId)
+            .reverse()
+            .sort(byNewest)
+            .slice(0, limit)
+        ),
+      listByStatus: (statuses) =>
+        Effect.sync(() => [...builds.values()].filter((b) => statuses.includes(b.status))),
       update: (id, update) =>
         Effect.suspend(() => {
           const b = builds.get(id)
@@ -165,7 +184,8 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
       insert: (release) =>
         Effect.sync(() => {
           let number = 1
-          for (const r of releases.values()) if (r.projectId === release.projectId && r.number >= number) number = r.number + 1
+          for (const r of releases.values())
+            if (r.projectId === release.projectId && r.number >= number) number = r.number + 1
           const stored = new Release({ ...release, number })
           releases.set(stored.id, stored)
           return stored
@@ -173,10 +193,14 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
       findById: (id) => Effect.sync(() => Option.fromNullable(releases.get(id))),
       findByNumber: (projectId, number) =>
         Effect.sync(() =>
-          Option.fromNullable([...releases.values()].find((r) => r.projectId === projectId && r.number === number))
+          Option.fromNullable(
+            [...releases.values()].find((r) => r.projectId === projectId && r.number === number)
+          )
         ),
       listByProject: (projectId) =>
-        Effect.sync(() => [...releases.values()].filter((r) => r.projectId === projectId).sort((a, b) => b.number - a.number))
+        Effect.sync(() =>
+          [...releases.values()].filter((r) => r.projectId === projectId).sort((a, b) => b.number - a.number)
+        )
     },
     deployments: {
       find: (projectId) => Effect.sync(() => Option.fromNullable(deployments.get(projectId))),
@@ -201,7 +225,8 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
           if (current) deployments.set(projectId, new Deployment({ ...current, ...observed, updatedAt: at }))
         }),
       listDesired: () => Effect.sync(() => [...deployments.values()].map(desiredOf)),
-      findDesired: (projectId) => Effect.sync(() => Option.map(Option.fromNullable(deployments.get(projectId)), desiredOf))
+      findDesired: (projectId) =>
+        Effect.sync(() => Option.map(Option.fromNullable(deployments.get(projectId)), desiredOf))
     }
   })
 })

@@ -74,11 +74,14 @@ export const layer: Layer.Layer<RepoStore | Repos> = Layer.effectContext(
       exists: (project) => Effect.sync(() => repos.has(project)),
       resolve: (project, ref) =>
         withRepo(project, (repo) => {
-          if (/^[0-9a-f]{40}$/.test(ref)) return repo.commits.has(ref as CommitSha) ? Option.some(ref as CommitSha) : Option.none()
+          if (/^[0-9a-f]{40}$/.test(ref))
+            return repo.commits.has(ref as CommitSha) ? Option.some(ref as CommitSha) : Option.none()
           return Option.fromNullable(repo.refs.get(fullRef(ref)))
         }),
       deployBranch: (project) =>
-        withRepo(project, (repo) => (!repo.refs.has("refs/heads/main") && repo.refs.has("refs/heads/master") ? "master" : "main")),
+        withRepo(project, (repo) =>
+          !repo.refs.has("refs/heads/main") && repo.refs.has("refs/heads/master") ? "master" : "main"
+        ),
       commits: (project, ref, limit) =>
         withRepo(project, (repo) => {
           const out: Array<Commit> = []
@@ -115,9 +118,18 @@ export const layer: Layer.Layer<RepoStore | Repos> = Layer.effectContext(
           const parent = repo.refs.get(ref) ?? null
           const message = options.message ?? `commit ${++counter}`
           const sha = CommitSha.make(
-            createHash("sha1").update(JSON.stringify([project, parent, files, message, counter++])).digest("hex")
+            createHash("sha1")
+              .update(JSON.stringify([project, parent, files, message, counter++]))
+              .digest("hex")
           )
-          repo.commits.set(sha, { sha, parent, files, message, author: "Test <test@localhost>", date: new Date() })
+          repo.commits.set(sha, {
+            sha,
+            parent,
+            files,
+            message,
+            author: "Test <test@localhost>",
+            date: new Date()
+          })
           repo.refs.set(ref, sha)
           return { ref, before: parent, after: sha }
         }),

@@ -48,7 +48,8 @@ export const layer: Layer.Layer<Router | Routes> = Layer.effectContext(
         Effect.sync(() => {
           failure = message
         }),
-      lookup: (host) => Effect.sync(() => [...routes.values()].find((r) => r.hosts.includes(host.toLowerCase()))),
+      lookup: (host) =>
+        Effect.sync(() => [...routes.values()].find((r) => r.hosts.includes(host.toLowerCase()))),
       changes: Effect.sync(() => changes)
     })
     return Context.make(Router, router).pipe(Context.add(Routes, controls))

@@ -86,7 +86,9 @@ export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedC
             failure = undefined
             instances.delete(id)
             yield* write(spec.appId, message, "stderr")
-            return yield* new RuntimeError({ message: `release v${spec.releaseNumber} failed to start: ${message}` })
+            return yield* new RuntimeError({
+              message: `release v${spec.releaseNumber} failed to start: ${message}`
+            })
           }
           update(id, "running")
           return instances.get(id)!.instance
@@ -101,7 +103,8 @@ export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedC
       list: (appId) =>
         Effect.sync(() => {
           const out: Array<Instance> = []
-          for (const { instance } of instances.values()) if (appId === undefined || instance.appId === appId) out.push(instance)
+          for (const { instance } of instances.values())
+            if (appId === undefined || instance.appId === appId) out.push(instance)
           return out
         }),
       logs: (appId, options = {}) => {
@@ -125,10 +128,17 @@ export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedC
       },
       stats: (appId) =>
         Effect.suspend(() => {
-          const running = [...instances.values()].filter((e) => e.instance.appId === appId && e.instance.status === "running")
-          if (running.length === 0) return Effect.fail(new RuntimeError({ message: "the app is not running" }))
+          const running = [...instances.values()].filter(
+            (e) => e.instance.appId === appId && e.instance.status === "running"
+          )
+          if (running.length === 0)
+            return Effect.fail(new RuntimeError({ message: "the app is not running" }))
           const limit = running[0]!.spec.run.memoryBytes ?? 512 * 1024 * 1024
-          return Effect.succeed({ cpuPercent: 0.5 * running.length, memoryBytes: 32 * 1024 * 1024 * running.length, memoryLimitBytes: limit })
+          return Effect.succeed({
+            cpuPercent: 0.5 * running.length,
+            memoryBytes: 32 * 1024 * 1024 * running.length,
+            memoryLimitBytes: limit
+          })
         })
     })
 
