@@ -192,7 +192,7 @@ export const make = Effect.gen(function* () {
         [
           Effect.map(persistence.deployments.findDesired(appId), Option.getOrUndefined),
           runtime.list(appId),
-          router.list()
+          router.list(appId)
         ],
         { concurrency: "unbounded" }
       )

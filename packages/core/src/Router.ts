@@ -23,6 +23,7 @@ export class Router extends Context.Tag("@paas/core/Router")<
     readonly set: (route: Route) => Effect.Effect<void, RouterError>
     /** Removes the app's route; removing a missing route succeeds. */
     readonly remove: (appId: ProjectId) => Effect.Effect<void, RouterError>
-    readonly list: () => Effect.Effect<ReadonlyArray<Route>, RouterError>
+    /** Every route, or the one of `appId`. */
+    readonly list: (appId?: ProjectId) => Effect.Effect<ReadonlyArray<Route>, RouterError>
   }
 >() {}

@@ -41,7 +41,12 @@ export const layer: Layer.Layer<Router | Routes> = Layer.effectContext(
     const router = Router.of({
       set: (route) => guarded(() => routes.set(route.appId, route)),
       remove: (appId) => guarded(() => routes.delete(appId)),
-      list: () => Effect.sync(() => [...routes.values()])
+      list: (appId) =>
+        Effect.sync(() => {
+          if (appId === undefined) return [...routes.values()]
+          const route = routes.get(appId)
+          return route ? [route] : []
+        })
     })
     const controls = Routes.of({
       failNext: (message) =>

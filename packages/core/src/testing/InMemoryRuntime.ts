@@ -40,6 +40,22 @@ const MAX_LOG_LINES = 1_000
 export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedContext(
   Effect.gen(function* () {
     const instances = new Map<string, { instance: Instance; spec: AppSpec }>()
+    // Instance ids per app, so that listing one app does not scan them all.
+    const byApp = new Map<ProjectId, Set<string>>()
+    const track = (appId: ProjectId, id: string) => {
+      const ids = byApp.get(appId)
+      if (ids) ids.add(id)
+      else byApp.set(appId, new Set([id]))
+    }
+    const untrack = (id: string) => {
+      const entry = instances.get(id)
+      if (!entry) return undefined
+      instances.delete(id)
+      const ids = byApp.get(entry.instance.appId)
+      ids?.delete(id)
+      if (ids?.size === 0) byApp.delete(entry.instance.appId)
+      return entry
+    }
     const logs = new Map<ProjectId, Array<LogLine>>()
     const feed = yield* PubSub.unbounded<{ readonly appId: ProjectId; readonly line: LogLine }>()
     yield* Effect.addFinalizer(() => PubSub.shutdown(feed))
@@ -80,11 +96,12 @@ export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedC
             startedAt
           }
           instances.set(id, { instance, spec })
+          track(spec.appId, id)
           yield* write(spec.appId, `starting release v${spec.releaseNumber} (${spec.image})`)
           if (failure !== undefined) {
             const message = failure
             failure = undefined
-            instances.delete(id)
+            untrack(id)
             yield* write(spec.appId, message, "stderr")
             return yield* new RuntimeError({
               message: `release v${spec.releaseNumber} failed to start: ${message}`
@@ -96,8 +113,7 @@ export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedC
       remove: (instanceId) =>
         Effect.suspend(() => {
           removes++
-          const entry = instances.get(instanceId)
-          instances.delete(instanceId)
+          const entry = untrack(instanceId)
           return entry ? write(entry.instance.appId, `stopped instance ${instanceId}`) : Effect.void
         }),
       list: (appId) =>
@@ -146,7 +162,7 @@ export const layer: Layer.Layer<RuntimeDriver | RuntimeControls> = Layer.scopedC
       instances: Effect.sync(() => [...instances.values()].map((e) => e.instance)),
       specOf: (id) => Effect.sync(() => instances.get(id)?.spec),
       kill: (id) => Effect.sync(() => update(id, "failed")),
-      forget: (id) => Effect.sync(() => void instances.delete(id)),
+      forget: (id) => Effect.sync(() => void untrack(id)),
       failNextStart: (message) =>
         Effect.sync(() => {
           failure = message
