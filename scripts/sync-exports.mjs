@@ -1,16 +1,19 @@
 // Keeps each package's `exports` in step with its public modules (every `src/*.ts`).
 // Run `node scripts/sync-exports.mjs` after adding a module; CI runs it with --check.
-import { readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 const check = process.argv.includes("--check")
-let stale = []
+const stale = []
 for (const dir of readdirSync("packages")) {
   const pkgPath = join("packages", dir, "package.json")
   const src = join("packages", dir, "src")
   if (!existsSync(pkgPath) || !existsSync(src)) continue
   const pkg = JSON.parse(readFileSync(pkgPath, "utf8"))
-  const modules = readdirSync(src).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3)).sort()
+  const modules = readdirSync(src)
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => f.slice(0, -3))
+    .sort()
   const exports = {}
   for (const m of modules) {
     const key = m === "index" ? "." : `./${m}`
