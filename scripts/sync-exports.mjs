@@ -19,6 +19,10 @@ for (const dir of readdirSync("packages")) {
     const key = m === "index" ? "." : `./${m}`
     exports[key] = { source: `./src/${m}.ts`, types: `./dist/${m}.d.ts`, import: `./dist/${m}.js` }
   }
+  // Files a package publishes beside its modules (a JSON Schema, say) are kept as they are.
+  for (const [key, value] of Object.entries(pkg.exports ?? {})) {
+    if (typeof value === "string" && key !== "./package.json") exports[key] = value
+  }
   exports["./package.json"] = "./package.json"
   if (JSON.stringify(pkg.exports) !== JSON.stringify(exports)) {
     stale.push(pkg.name)

@@ -9,7 +9,7 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Stream from "effect/Stream"
 import type { AuthProvider } from "./AuthProvider.js"
-import type { Build } from "./Build.js"
+import type { Build, BuildId } from "./Build.js"
 import type { AppStatus } from "./Deployment.js"
 import type {
   AuthenticationError,
@@ -154,7 +154,7 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
       principal: Principal,
       id: ProjectId,
       env: Env
-    ) => Effect.Effect<DeployResult, NotFound | RuntimeError>
+    ) => Effect.Effect<DeployResult, NotFound | ValidationError | RuntimeError>
     readonly stop: (principal: Principal, id: ProjectId) => Effect.Effect<void, NotFound | RuntimeError>
     /** A new release copying release `number`'s image and config, deployed. */
     readonly rollback: (
@@ -166,7 +166,10 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
       principal: Principal,
       id: ProjectId
     ) => Effect.Effect<ReadonlyArray<Release>, NotFound>
+    /** The project's latest builds, newest first. */
     readonly builds: (principal: Principal, id: ProjectId) => Effect.Effect<ReadonlyArray<Build>, NotFound>
+    /** One build of the project, with its log. */
+    readonly build: (principal: Principal, id: ProjectId, buildId: BuildId) => Effect.Effect<Build, NotFound>
     readonly logs: (
       principal: Principal,
       id: ProjectId,

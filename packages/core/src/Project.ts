@@ -23,7 +23,10 @@ export const EnvName = Schema.String.pipe(
 )
 
 /** Environment variables: names to string values. */
-export const Env = Schema.Record({ key: EnvName, value: Schema.String })
+export const Env = Schema.Record({ key: EnvName, value: Schema.String }).annotations({
+  // A name that breaks the rule is an error, not a key silently dropped.
+  parseOptions: { onExcessProperty: "error" }
+})
 /** Environment variables: names to string values. */
 export type Env = typeof Env.Type
 

@@ -22,7 +22,7 @@ import { Mailer } from "../Mailer.js"
 import { Persistence } from "../Persistence.js"
 import type { DeployResult, Platform, PushResult } from "../Platform.js"
 import { appUrl, PlatformConfig } from "../PlatformConfig.js"
-import { type Env, Project, ProjectConfig, type ProjectId, ProjectName } from "../Project.js"
+import { Env, Project, ProjectConfig, type ProjectId, ProjectName } from "../Project.js"
 import { RateLimiter } from "../RateLimiter.js"
 import { Reconciler } from "../Reconciler.js"
 import { type Release, ReleaseId, type RunSettings } from "../Release.js"
@@ -469,7 +469,7 @@ export const make = Effect.gen(function* () {
     deploy: (principal, id, env) =>
       Effect.gen(function* () {
         yield* getProject(principal, id)
-        const config = new ProjectConfig({ env: env as Env })
+        const config = new ProjectConfig({ env: yield* validate(Env, "env_vars")(env) })
         const project = yield* store.projects.updateConfig(id, config, yield* now)
         const [latest] = yield* store.releases.listByProject(id)
         if (latest === undefined) return { _tag: "Pending" } satisfies DeployResult
@@ -506,6 +506,15 @@ export const make = Effect.gen(function* () {
 
     builds: (principal, id) =>
       Effect.zipRight(getProject(principal, id), store.builds.listByProject(id, 100)),
+
+    build: (principal, id, buildId) =>
+      Effect.gen(function* () {
+        yield* getProject(principal, id)
+        const build = yield* store.builds.findById(buildId)
+        if (Option.isNone(build) || build.value.projectId !== id)
+          return yield* new NotFound({ resource: "build", id: buildId })
+        return build.value
+      }),
 
     logs: (principal, id, options) =>
       Stream.unwrap(Effect.as(getProject(principal, id), runtime.logs(id, options))),

@@ -12,6 +12,12 @@ export const validate =
       Effect.mapError((error) => {
         const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
         const name = field ?? (issue?.path[0] !== undefined ? String(issue.path[0]) : "body")
-        return new ValidationError({ field: name, message: issue?.message ?? "is invalid" })
+        const message = issue?.message ?? "is invalid"
+        // Schema's own messages ("is missing", "is unexpected, …") need the field in front of them.
+        const path = [...(field === undefined ? [] : [field]), ...(issue?.path ?? []).map(String)].join(".")
+        return new ValidationError({
+          field: name,
+          message: message.startsWith("is ") ? `${path || name} ${message}` : message
+        })
       })
     )

@@ -1,0 +1,2 @@
+/** @paas/builder: its modules arrive in the next commits. */
+export {}

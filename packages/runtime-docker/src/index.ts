@@ -1,0 +1,2 @@
+/** @paas/runtime-docker: its modules arrive in the next commits. */
+export {}

@@ -1,0 +1,2 @@
+/** @paas/runtime-process: its modules arrive in the next commits. */
+export {}
