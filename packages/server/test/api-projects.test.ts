@@ -279,7 +279,7 @@ describe("HTTP API: users, keys and projects", () => {
           })
           assert.strictEqual(deploy.status, 200, deploy.text)
           assert.isDefined(deploy.body.content, deploy.text)
-        assert.strictEqual(deploy.body.content.release, 2)
+          assert.strictEqual(deploy.body.content.release, 2)
           assert.strictEqual(deploy.body.content.status, "STATUS_RUNNING")
           assert.strictEqual(deploy.body.content.url, `http://${id}.user-app.localhost:8000`)
           const controls = yield* InMemoryRuntime.RuntimeControls
