@@ -1,2 +1,3 @@
-/** @paas/builder: its modules arrive in the next commits. */
-export {}
+/** @paas/builder: the `paas.yaml` deployment file and the ImageBuilders. */
+export * as DeploymentFile from "./DeploymentFile.js"
+export * as LocalBuilder from "./LocalBuilder.js"
