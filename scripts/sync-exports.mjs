@@ -10,8 +10,9 @@ for (const dir of readdirSync("packages")) {
   const src = join("packages", dir, "src")
   if (!existsSync(pkgPath) || !existsSync(src)) continue
   const pkg = JSON.parse(readFileSync(pkgPath, "utf8"))
+  // `bin.ts` is a command (package.json `bin`), not a module to import.
   const modules = readdirSync(src)
-    .filter((f) => f.endsWith(".ts"))
+    .filter((f) => f.endsWith(".ts") && f !== "bin.ts")
     .map((f) => f.slice(0, -3))
     .sort()
   const exports = {}

@@ -60,6 +60,8 @@ export type PushResult =
   | { readonly _tag: "Ignored"; readonly reason: string }
   | { readonly _tag: "Deployed"; readonly build: Build; readonly release: Release; readonly url: string }
   | { readonly _tag: "BuildFailed"; readonly build: Build; readonly reason: string }
+  /** A newer push to the same project arrived while this one waited for a build slot. */
+  | { readonly _tag: "Superseded"; readonly build: Build; readonly reason: string }
   | {
       readonly _tag: "DeployFailed"
       readonly build: Build

@@ -24,6 +24,8 @@ export interface PlatformSettings {
   readonly buildTimeout: Duration.Duration
   /** How many builds run at once; more wait in the queue. */
   readonly buildConcurrency: number
+  /** How many of a project's latest releases keep their image, for rollback; older ones are pruned. */
+  readonly releasesKept: number
   /** How often the reconciler runs a full pass without being asked. */
   readonly reconcileInterval: Duration.Duration
   /** How many apps one reconcile pass converges at once. */
@@ -47,6 +49,7 @@ export const defaults: PlatformSettings = {
   emailTokenTtl: Duration.days(2),
   buildTimeout: Duration.minutes(15),
   buildConcurrency: 1,
+  releasesKept: 5,
   reconcileInterval: Duration.seconds(10),
   reconcileConcurrency: 8
 }

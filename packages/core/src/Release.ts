@@ -22,6 +22,8 @@ export class RunSettings extends Schema.Class<RunSettings>("@paas/core/RunSettin
   memoryBytes: Schema.NullOr(Schema.Int.pipe(Schema.positive())),
   cpus: Schema.NullOr(Schema.Number.pipe(Schema.positive())),
   replicas: Schema.Int.pipe(Schema.between(1, 32)),
+  /** Run with a read-only root filesystem (runtimes that can: Docker); `paas.yaml`'s `run.readonly`. */
+  readOnlyRootFilesystem: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** Non-secret env defaults the app declared (`paas.yaml`); the project's env wins over them. */
   env: Env
 }) {

@@ -474,3 +474,65 @@ describe("Platform failures", () => {
     )
   )
 })
+
+describe("Platform builds", () => {
+  it.scoped("queued builds of one project collapse to the newest commit", () =>
+    withPlatform(
+      Effect.gen(function* () {
+        const platform = yield* Platform
+        const builds = yield* InMemoryImageBuilder.Builds
+        const { principal } = yield* signUp("nia")
+        const project = yield* platform.createProject(principal, { name: "busy" })
+        // The first build holds the only slot; two more pushes queue behind it.
+        yield* builds.hold
+        // Waits (a bounded number of turns, the clock is a test clock) until `n` builds are recorded.
+        const recordedBuilds = (n: number) =>
+          Effect.gen(function* () {
+            for (let i = 0; i < 10_000; i++) {
+              if ((yield* platform.builds(principal, project.id)).length >= n) return
+              yield* Effect.yieldNow()
+            }
+            return yield* Effect.dieMessage(`${n} builds were never recorded`)
+          })
+        const first = yield* Effect.fork(push(principal, project.id, { v: "1" }))
+        for (let i = 0; i < 10_000 && (yield* builds.held) === 0; i++) yield* Effect.yieldNow()
+        const second = yield* Effect.fork(push(principal, project.id, { v: "2" }))
+        yield* recordedBuilds(2)
+        const third = yield* Effect.fork(push(principal, project.id, { v: "3" }))
+        yield* recordedBuilds(3)
+        yield* builds.release
+        const [a, b, c] = yield* Effect.all([first, second, third].map((f) => f.await))
+        const results = [a, b, c].map((exit) => (exit._tag === "Success" ? exit.value : undefined))
+        assert.strictEqual(results[0]?.result._tag, "Deployed")
+        assert.strictEqual(results[1]?.result._tag, "Superseded")
+        assert.include(results[1]!.lines.at(-1)!, "superseded by a newer push")
+        assert.strictEqual(results[2]?.result._tag, "Deployed")
+        // Only the first and the newest were built; the superseded one is recorded as cancelled.
+        assert.lengthOf(yield* builds.requests, 2)
+        const recorded = yield* platform.builds(principal, project.id)
+        assert.deepStrictEqual(
+          recorded.map((b) => b.status),
+          ["succeeded", "cancelled", "succeeded"]
+        )
+        const releases = yield* platform.releases(principal, project.id)
+        assert.strictEqual(releases[0]!.commit, results[2]!.commit)
+      })
+    )
+  )
+
+  it.scoped("images of old releases are pruned; the latest ones are kept for rollback", () =>
+    Effect.gen(function* () {
+      const platform = yield* Platform
+      const builds = yield* InMemoryImageBuilder.Builds
+      const { principal } = yield* signUp("oli")
+      const project = yield* platform.createProject(principal, { name: "many" })
+      for (let i = 1; i <= 4; i++) yield* push(principal, project.id, { v: `${i}` })
+      const releases = yield* platform.releases(principal, project.id)
+      assert.lengthOf(releases, 4)
+      // releasesKept is 2: the two oldest images are gone, the two newest stay.
+      assert.sameMembers([...(yield* builds.pruned)], [releases[3]!.image, releases[2]!.image])
+      const rolledBack = yield* platform.rollback(principal, project.id, releases[1]!.number)
+      assert.strictEqual(rolledBack._tag, "Deployed")
+    }).pipe(Effect.provide(TestPlatform.layer({ config: { releasesKept: 2 } })))
+  )
+})

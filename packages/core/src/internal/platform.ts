@@ -2,6 +2,7 @@
 // anyone else a resource answers NotFound, exactly as a missing one does.
 import { randomUUID } from "node:crypto"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -54,6 +55,11 @@ export const make = Effect.gen(function* () {
   const limiter = yield* RateLimiter
   const settings = yield* PlatformConfig
   const buildSlots = yield* Effect.makeSemaphore(settings.buildConcurrency)
+  // Per project, the build waiting for a slot, so that a newer push can supersede it.
+  const waiting = new Map<
+    ProjectId,
+    { readonly buildId: BuildId; readonly superseded: Deferred.Deferred<CommitSha> }
+  >()
   // Checked against when an email is unknown, so a login takes as long either way.
   const decoyHash = yield* auth.hashPassword(Redacted.make(randomUUID()))
 
@@ -93,6 +99,18 @@ export const make = Effect.gen(function* () {
         )
       )
 
+  // Images of the latest releases stay for rollback, and whatever the deployment points at;
+  // everything older goes. Pruning is housekeeping: a failure is logged, never the caller's.
+  const pruneImages = (projectId: ProjectId) =>
+    Effect.gen(function* () {
+      const releases = yield* store.releases.listByProject(projectId)
+      const deployment = yield* store.deployments.findDesired(projectId)
+      const keep = new Set(releases.slice(0, settings.releasesKept).map((r) => r.image))
+      if (Option.isSome(deployment) && deployment.value.release !== null)
+        keep.add(deployment.value.release.image)
+      yield* builder.prune(projectId, [...keep])
+    }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("pruning images failed", cause)))
+
   const deployRelease = (project: Project, release: Release): Effect.Effect<DeployResult> =>
     Effect.gen(function* () {
       yield* store.deployments.setDesired(
@@ -101,6 +119,7 @@ export const make = Effect.gen(function* () {
         yield* now
       )
       const outcome = yield* converge(project.id)
+      yield* pruneImages(project.id)
       return {
         _tag: "Deployed" as const,
         release,
@@ -178,41 +197,63 @@ export const make = Effect.gen(function* () {
               .pipe(Effect.orElseSucceed(() => build))
           })
 
-        const attempt = buildSlots
-          .withPermits(1)(
-            Effect.gen(function* () {
-              yield* store.builds.update(build.id, { status: "running", startedAt: yield* now })
-              yield* log(`Building ${commit.slice(0, 12)} of ${project.name}`)
-              return yield* builder
-                .build(
-                  {
-                    projectId: project.id,
-                    buildId: build.id,
-                    commit,
-                    source: repos.archive(project.id, commit),
-                    env: project.config.env
-                  },
-                  log
-                )
-                .pipe(
-                  Effect.timeoutFail({
-                    duration: settings.buildTimeout,
-                    onTimeout: () =>
-                      new BuildFailed({
-                        message: `the build took longer than ${Duration.format(settings.buildTimeout)}`,
-                        logTail: [...tail]
-                      })
-                  })
-                )
-            })
-          )
-          .pipe(
+        // Queued builds of one project collapse to the newest commit: a newer push supersedes
+        // this build while it waits for a slot (never once it runs).
+        const superseded = yield* Deferred.make<CommitSha>()
+        const previous = waiting.get(project.id)
+        waiting.set(project.id, { buildId: build.id, superseded })
+        if (previous !== undefined) yield* Deferred.succeed(previous.superseded, commit)
+        const leaveQueue = Effect.sync(() => {
+          if (waiting.get(project.id)?.buildId === build.id) waiting.delete(project.id)
+        })
+
+        const attempt = buildSlots.withPermits(1)(
+          Effect.gen(function* () {
+            yield* leaveQueue
+            yield* store.builds.update(build.id, { status: "running", startedAt: yield* now })
+            yield* log(`Building ${commit.slice(0, 12)} of ${project.name}`)
+            return yield* builder
+              .build(
+                {
+                  projectId: project.id,
+                  buildId: build.id,
+                  commit,
+                  source: repos.archive(project.id, commit),
+                  env: project.config.env
+                },
+                log
+              )
+              .pipe(
+                Effect.timeoutFail({
+                  duration: settings.buildTimeout,
+                  onTimeout: () =>
+                    new BuildFailed({
+                      message: `the build took longer than ${Duration.format(settings.buildTimeout)}`,
+                      logTail: [...tail]
+                    })
+                })
+              )
+          })
+        )
+        const outcome = yield* Effect.raceFirst(
+          attempt.pipe(
             Effect.catchTag("NotFound", (e) =>
               Effect.fail(new BuildFailed({ message: e.message, logTail: [] }))
             ),
-            Effect.onInterrupt(() => Effect.ignore(finish("cancelled", { error: "the build was cancelled" })))
-          )
-        const result = yield* Effect.either(attempt)
+            Effect.either,
+            Effect.map((result) => ({ _tag: "Done" as const, result }))
+          ),
+          Effect.map(Deferred.await(superseded), (by) => ({ _tag: "Superseded" as const, by }))
+        ).pipe(
+          Effect.ensuring(leaveQueue),
+          Effect.onInterrupt(() => Effect.ignore(finish("cancelled", { error: "the build was cancelled" })))
+        )
+        if (outcome._tag === "Superseded") {
+          const reason = `superseded by a newer push (${outcome.by.slice(0, 12)}) before it started`
+          const cancelled = yield* finish("cancelled", { error: reason })
+          return { _tag: "Superseded" as const, build: cancelled, reason }
+        }
+        const result = outcome.result
         if (result._tag === "Left") {
           const failed = yield* finish("failed", { error: result.left.message })
           return { _tag: "Left" as const, build: failed, reason: result.left.message }
@@ -444,6 +485,10 @@ export const make = Effect.gen(function* () {
           return { _tag: "Ignored", reason } satisfies PushResult
         }
         const built = yield* runBuild(project, update.after, update.ref, output)
+        if (built._tag === "Superseded") {
+          yield* output(`Not deployed: ${built.reason}; that push is built instead.`)
+          return { _tag: "Superseded", build: built.build, reason: built.reason } satisfies PushResult
+        }
         if (built._tag === "Left") {
           const reason = `build failed: ${built.reason}`
           yield* output(reason)

@@ -4,7 +4,9 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { BuildFailed } from "../Errors.js"
@@ -22,6 +24,12 @@ export class Builds extends Context.Tag("@paas/core/testing/Builds")<
     readonly requests: Effect.Effect<ReadonlyArray<BuildRequest>>
     /** Images removed by `prune`. */
     readonly pruned: Effect.Effect<ReadonlyArray<string>>
+    /** Makes builds wait (after reading their source) until `release`, as a slow build would. */
+    readonly hold: Effect.Effect<void>
+    /** Lets held builds go on. */
+    readonly release: Effect.Effect<void>
+    /** How many builds are waiting on `hold`. */
+    readonly held: Effect.Effect<number>
   }
 >() {}
 
@@ -32,6 +40,8 @@ export const layer: Layer.Layer<ImageBuilder | Builds> = Layer.effectContext(
     const images = new Set<string>()
     const pruned: Array<string> = []
     let failure: string | undefined
+    let gate: Deferred.Deferred<void> | undefined
+    let waiting = 0
 
     const builder = ImageBuilder.of({
       build: (request, log) =>
@@ -44,6 +54,16 @@ export const layer: Layer.Layer<ImageBuilder | Builds> = Layer.effectContext(
           const files = Tar.unpack(bytes)
           const lines = [`Received ${files.size} files (${bytes.length} bytes)`, `Building ${request.commit}`]
           for (const line of lines) yield* log(line)
+          if (gate !== undefined) {
+            const held = gate
+            waiting++
+            yield* Effect.ensuring(
+              Deferred.await(held),
+              Effect.sync(() => {
+                waiting--
+              })
+            )
+          }
           if (failure !== undefined) {
             const message = failure
             failure = undefined
@@ -71,7 +91,16 @@ export const layer: Layer.Layer<ImageBuilder | Builds> = Layer.effectContext(
           failure = message
         }),
       requests: Effect.sync(() => [...requests]),
-      pruned: Effect.sync(() => [...pruned])
+      pruned: Effect.sync(() => [...pruned]),
+      hold: Effect.sync(() => {
+        gate ??= Deferred.unsafeMake<void>(FiberId.none)
+      }),
+      release: Effect.suspend(() => {
+        const held = gate
+        gate = undefined
+        return held === undefined ? Effect.void : Deferred.succeed(held, undefined)
+      }),
+      held: Effect.sync(() => waiting)
     })
     return Context.make(ImageBuilder, builder).pipe(Context.add(Builds, controls))
   })
