@@ -92,12 +92,10 @@ const singleExposedPort = (image: Docker.ImageInspectInfo): number | undefined =
   return ports.length === 1 ? ports[0] : undefined
 }
 
-// `RunSettings` has no field for it yet; reading it this way lets a core that adds one win without
-// a change here.
-const readOnlyWanted = (spec: AppSpec): boolean | undefined => {
-  const value = (spec.run as unknown as { readonly readOnlyRootFilesystem?: unknown }).readOnlyRootFilesystem
-  return typeof value === "boolean" ? value : undefined
-}
+// Either side can ask for it and neither can take it back: the installation's option hardens every
+// app, and an app (paas.yaml `run.readonly`) can harden itself.
+const readOnlyWanted = (spec: AppSpec, installation: boolean): boolean =>
+  installation || spec.run.readOnlyRootFilesystem
 
 /** One HTTP GET on 127.0.0.1: the status code, or why there was none. */
 const probe = (port: number, path: string, host: string | undefined, timeoutMs: number) =>
@@ -358,7 +356,7 @@ export const make = (
       })
 
     const createBody = (spec: AppSpec, port: number, name: string): Docker.ContainerCreateOptions => {
-      const readOnly = readOnlyWanted(spec) ?? settings.readOnlyRootFilesystem
+      const readOnly = readOnlyWanted(spec, settings.readOnlyRootFilesystem)
       const memory = spec.run.memoryBytes ?? settings.defaultMemoryBytes
       const cpus = spec.run.cpus ?? settings.defaultCpus
       const env = { ...spec.env, PORT: String(port) }
