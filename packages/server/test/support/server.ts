@@ -204,3 +204,24 @@ export const api = (
     }
     return { status: response.status, headers: response.headers, body }
   })
+
+/** Registers an account through the API, confirms it from the mail, logs in; the bearer token. */
+export const signUp = (
+  server: { readonly api: string },
+  smtp: { readonly waitFor: (to: string, count?: number) => Effect.Effect<Captured> },
+  username: string,
+  password = "Sup3r-secret!"
+) =>
+  Effect.gen(function* () {
+    const email = `${username}@example.com`
+    const registered = yield* api(server, "POST", "/auth/register", { body: { username, email, password } })
+    if (registered.status !== 201)
+      return yield* Effect.dieMessage(`register: ${JSON.stringify(registered.body)}`)
+    const token = tokenIn((yield* smtp.waitFor(email)).raw)
+    const confirmed = yield* api(server, "POST", `/auth/confirm/${token}`)
+    if (confirmed.status !== 201)
+      return yield* Effect.dieMessage(`confirm: ${JSON.stringify(confirmed.body)}`)
+    const login = yield* api(server, "POST", "/auth/login", { body: { email, password } })
+    if (login.status !== 201) return yield* Effect.dieMessage(`login: ${JSON.stringify(login.body)}`)
+    return login.body.content.accessToken as string
+  })
