@@ -19,8 +19,8 @@ const setup = Effect.gen(function* () {
   return { dir, builder }
 })
 
-const packageJson = (scripts: Record<string, string>) =>
-  JSON.stringify({ name: "app", version: "1.0.0", scripts })
+const packageJson = (scripts: Record<string, string>, dependencies?: Record<string, string>) =>
+  JSON.stringify({ name: "app", version: "1.0.0", scripts, ...(dependencies ? { dependencies } : {}) })
 
 const server = `
 const http = require("node:http")
@@ -37,7 +37,13 @@ describe("LocalBuilder", () => {
       Effect.gen(function* () {
         const { dir, builder } = yield* setup
         const archive = yield* tarball({
-          "package.json": packageJson({ build: "node build.js", start: "node server.js" }),
+          // A local dependency: npm install has something to do, without reaching a registry.
+          "package.json": packageJson(
+            { build: "node build.js", start: "node server.js" },
+            { "local-lib": "file:./local-lib" }
+          ),
+          "local-lib/package.json": JSON.stringify({ name: "local-lib", version: "1.0.0", main: "index.js" }),
+          "local-lib/index.js": "module.exports = 'lib'\n",
           "build.js": `
             const fs = require("node:fs")
             console.log("step 1")

@@ -20,7 +20,10 @@ describe("detect", () => {
   it("a Node app: npm install without a lockfile, npm run build when there is a build script, node for a plain start", () => {
     const p = plan({
       files: files("package.json", "server.js"),
-      packageJson: { scripts: { build: "tsc", start: "node server.js --port=80" } }
+      packageJson: {
+        dependencies: { ms: "2.1.3" },
+        scripts: { build: "tsc", start: "node server.js --port=80" }
+      }
     })
     assert.strictEqual(p.kind, "node")
     assert.deepStrictEqual(p.install, ["npm", "install"])
@@ -30,7 +33,10 @@ describe("detect", () => {
 
   it("npm ci with package-lock.json or npm-shrinkwrap.json; no build step without a build script", () => {
     for (const lock of ["package-lock.json", "npm-shrinkwrap.json"]) {
-      const p = plan({ files: files("package.json", lock), packageJson: { scripts: { start: "node ." } } })
+      const p = plan({
+        files: files("package.json", lock),
+        packageJson: { dependencies: { ms: "2.1.3" }, scripts: { start: "node ." } }
+      })
       assert.deepStrictEqual(p.install, ["npm", "ci"])
       assert.isNull(p.build)
     }
@@ -69,7 +75,7 @@ describe("detect", () => {
   it("a package with a build script and nothing to start is a static site built into dist", () => {
     const p = plan({
       files: files("package.json", "package-lock.json"),
-      packageJson: { scripts: { build: "vite build" } }
+      packageJson: { devDependencies: { vite: "7.0.0" }, scripts: { build: "vite build" } }
     })
     assert.strictEqual(p.kind, "static")
     assert.deepStrictEqual(p.install, ["npm", "ci"])
@@ -78,10 +84,25 @@ describe("detect", () => {
     assert.strictEqual(staticFolder(p, false), ".")
   })
 
+  it("a package.json that declares no dependency and no install script installs nothing", () => {
+    const p = plan({
+      files: files("package.json", "server.js"),
+      packageJson: { scripts: { start: "node server.js" } }
+    })
+    assert.isNull(p.install)
+    assert.deepStrictEqual(p.start, ["node", "server.js"])
+    assert.isTrue(p.notes.some((n) => n.includes("nothing to install")))
+    const withPostinstall = plan({
+      files: files("package.json"),
+      packageJson: { scripts: { postinstall: "node setup.js", start: "node server.js" } }
+    })
+    assert.deepStrictEqual(withPostinstall.install, ["npm", "install"])
+  })
+
   it("a Procfile's web: line is the start command, split with quotes, beside package.json's install and build", () => {
     const p = plan({
       files: files("Procfile", "package.json"),
-      packageJson: { scripts: { build: "tsc", start: "node other.js" } },
+      packageJson: { dependencies: { ms: "2.1.3" }, scripts: { build: "tsc", start: "node other.js" } },
       procfile: '# processes\nworker: node worker.js\nweb: node app.js --greeting "hello world"\n'
     })
     assert.strictEqual(p.kind, "procfile")

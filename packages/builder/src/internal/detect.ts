@@ -95,12 +95,31 @@ export const detect = (facts: TreeFacts): Either.Either<AppPlan, string> => {
   const scripts = scriptsOf(facts.packageJson)
 
   const lockfile = ["package-lock.json", "npm-shrinkwrap.json"].find((f) => files.has(f))
-  const install: Argv | null = hasPackage
-    ? lockfile !== undefined
-      ? ["npm", "ci"]
-      : ["npm", "install"]
-    : null
-  if (hasPackage) {
+  // Nothing to install: no dependency of any kind and no install-time script. npm would only
+  // spend most of a small app's build time finding that out.
+  const manifest = (hasPackage ? facts.packageJson : {}) as Record<string, unknown>
+  const declares = (field: string) => {
+    const value = manifest[field]
+    return typeof value === "object" && value !== null && Object.keys(value).length > 0
+  }
+  const nothingToInstall =
+    ![
+      "dependencies",
+      "devDependencies",
+      "optionalDependencies",
+      "peerDependencies",
+      "bundleDependencies"
+    ].some(declares) &&
+    !["preinstall", "install", "postinstall", "prepare"].some((s) => scripts[s] !== undefined)
+  const install: Argv | null = !hasPackage
+    ? null
+    : nothingToInstall
+      ? null
+      : lockfile !== undefined
+        ? ["npm", "ci"]
+        : ["npm", "install"]
+  if (hasPackage && nothingToInstall) notes.push("package.json declares no dependencies: nothing to install")
+  else if (hasPackage) {
     notes.push(
       lockfile !== undefined
         ? `package.json and ${lockfile}: installing with npm ci`
