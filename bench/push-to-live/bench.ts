@@ -9,7 +9,13 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { gitUser } from "../../packages/server/test/support/git.js"
 import { getApp } from "../../packages/server/test/support/router.js"
-import { api, scratchDir, signUp, smtpServer, startServer } from "../../packages/server/test/support/server.js"
+import {
+  api,
+  scratchDir,
+  signUp,
+  smtpServer,
+  startServer
+} from "../../packages/server/test/support/server.js"
 
 const argument = (name: string, fallback: string) => {
   const at = process.argv.indexOf(`--${name}`)
@@ -53,7 +59,8 @@ const main = Effect.gen(function* () {
   const token = yield* signUp(server, smtp, "bencher")
   const user = yield* gitUser(home, server.sshPort)
   yield* api(server, "POST", "/sshkeys/my", { token, body: { value: user.publicKey } })
-  const id: string = (yield* api(server, "POST", "/projects", { token, body: { name: "tiny" } })).body.content.id
+  const id: string = (yield* api(server, "POST", "/projects", { token, body: { name: "tiny" } })).body.content
+    .id
   const host = `${id}.user-app.localhost`
   const files = runtime === "docker" ? dockerApp : nodeApp
   if (runtime === "docker") yield* Effect.promise(() => copyFile("/bin/busybox", join(user.work, "busybox")))
@@ -73,7 +80,9 @@ const main = Effect.gen(function* () {
       const elapsed = performance.now() - started
       const result = yield* Fiber.join(push)
       if (!served || result.code !== 0)
-        return yield* Effect.dieMessage(`push v${version} was not served (git exit ${result.code}):\n${result.stderr}`)
+        return yield* Effect.dieMessage(
+          `push v${version} was not served (git exit ${result.code}):\n${result.stderr}`
+        )
       return elapsed
     })
 
