@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Docker engine for the runtime and builder tests: Debian's docker.io and a static busybox for
-# the test images (no registry is reachable, so images are built FROM scratch). Installs what is
-# missing, starts dockerd in the background when no engine answers, and waits for it.
+# the test images (no registry is reachable, so images are built FROM scratch), and docker-compose
+# to validate docker-compose.yml. Installs what is missing, starts dockerd in the background when
+# no engine answers, and waits for it.
 #
 #   source .ci/docker.sh     start (if needed); stop what it started when the shell exits
 #
@@ -10,6 +11,7 @@
 _paas_docker_install() {
   local missing=()
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || missing+=(busybox-static)
   ((${#missing[@]} == 0)) && return 0
   echo "docker.sh: installing ${missing[*]}"

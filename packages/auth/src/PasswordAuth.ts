@@ -45,6 +45,9 @@ export interface Options {
   readonly argon2?: Argon2Params
 }
 
+// How many verified tokens are remembered (a few MB at most).
+const VERIFIED_TOKENS = 10_000
+
 const Claims = Schema.Struct({ sub: UserId, adm: Schema.Boolean })
 const decodeClaims = Schema.decodeUnknown(Claims)
 
@@ -89,6 +92,21 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
       })
     const key = new TextEncoder().encode(Redacted.value(options.secret))
     const argon2: Argon2Options = { algorithm: 2 /* Argon2id */, ...cost }
+    // Imported once: jose would otherwise import the raw secret on every verification.
+    const verifyKey = yield* Effect.promise(() =>
+      crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+    )
+    // Tokens already verified, with their claims: a client sends the same token with every
+    // request, and its signature cannot become valid or invalid later. Expiry is still checked
+    // against the clock each time. Bounded, oldest first out.
+    const verified = new Map<string, { readonly sub: UserId; readonly adm: boolean; readonly exp: number }>()
+    const remember = (
+      token: string,
+      claims: { readonly sub: UserId; readonly adm: boolean; readonly exp: number }
+    ) => {
+      if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!)
+      verified.set(token, claims)
+    }
 
     return AuthProvider.of({
       hashPassword: (password) =>
@@ -130,17 +148,30 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
       // jose checks the signature before the claims, so a forged token is "invalid", never
       // "expired": expiry is only reported for tokens we really issued.
       verifySession: (token) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.tryPromise({
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const known = verified.get(token)
+          if (known !== undefined)
+            return known.exp * 1000 > now
+              ? Effect.succeed(new Principal({ userId: known.sub, isAdmin: known.adm }, true))
+              : Effect.zipRight(
+                  Effect.sync(() => verified.delete(token)),
+                  Effect.fail(expiredToken)
+                )
+          return Effect.tryPromise({
             try: () =>
-              jwtVerify(token, key, {
+              jwtVerify(token, verifyKey, {
                 algorithms: ["HS256"],
                 currentDate: new Date(now),
                 requiredClaims: ["sub", "exp"]
               }),
             catch: (cause) => cause
           }).pipe(
-            Effect.flatMap(({ payload }) => decodeClaims(payload)),
+            Effect.flatMap(({ payload }) =>
+              Effect.map(decodeClaims(payload), (claims) => {
+                remember(token, { sub: claims.sub, adm: claims.adm, exp: payload.exp! })
+                return claims
+              })
+            ),
             Effect.map(({ sub, adm }) => new Principal({ userId: sub, isAdmin: adm })),
             Effect.catchAll((cause) =>
               Effect.zipRight(
@@ -149,7 +180,7 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
               )
             )
           )
-        ),
+        }),
 
       parsePublicKey: SshPublicKey.parse
     })

@@ -14,6 +14,7 @@
  *   memory: 256M
  *   cpus: 0.5
  *   replicas: 1
+ *   readonly: false         # a read-only root filesystem (Docker runtime)
  * env:
  *   KEY: value
  * ```
@@ -238,8 +239,8 @@ export const Build = section(
     method: optional(Method),
     dockerfile: optional(
       RelativePath.annotations({
-        description: "The Dockerfile, relative to the repository root.",
-        default: "Dockerfile"
+        description:
+          "The Dockerfile, relative to the repository root. Default: the Dockerfile at the root of build.context."
       })
     ),
     context: optional(
@@ -310,6 +311,14 @@ export const Run = section(
         ...expects("an integer from 1 to 32"),
         description: "How many instances to run.",
         default: 1
+      })
+    ),
+    readonly: optional(
+      Schema.Boolean.annotations({
+        ...expects("true or false"),
+        description:
+          "Run with a read-only root filesystem (with a writable /tmp), where the runtime can (Docker).",
+        default: false
       })
     )
   },
@@ -402,6 +411,7 @@ export const toRunSettings = (file: DeploymentFile, command?: ReadonlyArray<stri
     memoryBytes: run.memory ?? defaults.memoryBytes,
     cpus: run.cpus ?? defaults.cpus,
     replicas: run.replicas ?? defaults.replicas,
+    readOnlyRootFilesystem: run.readonly ?? defaults.readOnlyRootFilesystem,
     env: file.env ?? defaults.env
   })
 }

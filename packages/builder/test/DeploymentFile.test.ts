@@ -77,6 +77,20 @@ env:
     })
   )
 
+  it.effect("run.readonly asks for a read-only root filesystem; anything but a boolean is refused", () =>
+    Effect.gen(function* () {
+      const on = yield* DeploymentFile.parse("run:\n  readonly: true\n")
+      assert.isTrue(DeploymentFile.toRunSettings(on).readOnlyRootFilesystem)
+      const off = yield* DeploymentFile.parse("run:\n  readonly: false\n")
+      assert.isFalse(DeploymentFile.toRunSettings(off).readOnlyRootFilesystem)
+      assert.isFalse(DeploymentFile.toRunSettings(yield* DeploymentFile.parse("")).readOnlyRootFilesystem)
+      assert.strictEqual(
+        yield* errorLine("run:\n  readonly: yes\n"),
+        'paas.yaml line 2: run.readonly: expected true or false, got "yes"'
+      )
+    })
+  )
+
   it.effect("takes commands as strings split with quotes, or as lists", () =>
     Effect.gen(function* () {
       const file = yield* DeploymentFile.parse(
@@ -274,7 +288,8 @@ run:
       "healthcheck",
       "memory",
       "cpus",
-      "replicas"
+      "replicas",
+      "readonly"
     ])
     assert.hasAllKeys(schema.properties.build!.properties, [
       "method",

@@ -20,6 +20,8 @@ export interface PlatformSettings {
   /** The account registered with this email becomes an admin. */
   readonly adminEmail: Option.Option<string>
   readonly sessionTtl: Duration.Duration
+  /** How long a session's account is trusted to exist before the store is asked again. */
+  readonly accountRecheck: Duration.Duration
   readonly emailTokenTtl: Duration.Duration
   readonly buildTimeout: Duration.Duration
   /** How many builds run at once; more wait in the queue. */
@@ -46,6 +48,7 @@ export const defaults: PlatformSettings = {
   publicUrl: "http://127.0.0.1:3000",
   adminEmail: Option.none(),
   sessionTtl: Duration.hours(6),
+  accountRecheck: Duration.seconds(5),
   emailTokenTtl: Duration.days(2),
   buildTimeout: Duration.minutes(15),
   buildConcurrency: 1,

@@ -13,6 +13,7 @@ import * as OutboxMailer from "@paas/auth/OutboxMailer"
 import * as PasswordAuth from "@paas/auth/PasswordAuth"
 import * as SessionSecret from "@paas/auth/SessionSecret"
 import * as SmtpMailer from "@paas/auth/SmtpMailer"
+import * as DockerBuilder from "@paas/builder/DockerBuilder"
 import * as LocalBuilder from "@paas/builder/LocalBuilder"
 import type { AuthProvider } from "@paas/core/AuthProvider"
 import type { RouterError, RuntimeError } from "@paas/core/Errors"
@@ -113,6 +114,7 @@ const drivers = (
     return Layer.merge(builder, runtime.pipe(Layer.mapError(startError("runtime"))))
   }
   const docker = DockerRuntime.layer({
+    installationId: config.dockerInstallationId,
     appsNetwork: config.dockerAppsNetwork,
     platformNetwork: config.dockerPlatformNetwork,
     traefik: {
@@ -135,11 +137,16 @@ const drivers = (
   ) as Layer.Layer<ImageBuilder | RuntimeDriver | Router, ServerStartError>
 }
 
-// Placeholder until the Docker builder lands: builds fail with a clear message.
-const dockerBuilder = (_config: ServerConfig): Layer.Layer<ImageBuilder, ServerStartError> =>
-  Layer.fail(
-    new ServerStartError({ message: "PAAS_RUNTIME=docker: the Docker builder is not available yet" })
-  )
+const dockerBuilder = (config: ServerConfig): Layer.Layer<ImageBuilder, ServerStartError> =>
+  DockerBuilder.layer({
+    workDir: path.join(config.dataDir, "docker-builds"),
+    baseImages: {
+      node: config.builderNodeImage,
+      procfile: config.builderNodeImage,
+      command: config.builderNodeImage,
+      static: config.builderStaticImage
+    }
+  }).pipe(Layer.mapError(startError("builder")))
 
 /** The whole server. */
 export const layer = (config: ServerConfig): Layer.Layer<ServerInfo, ServerStartError> => {

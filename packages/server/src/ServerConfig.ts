@@ -49,6 +49,11 @@ export interface ServerConfig {
   /** Docker: the network apps are attached to, and the one they must never reach. */
   readonly dockerAppsNetwork: string
   readonly dockerPlatformNetwork: string
+  /** Names this installation's containers, so that several can share one engine. */
+  readonly dockerInstallationId: string
+  /** Base images of the Dockerfiles generated for apps without one (an installation's registry, say). */
+  readonly builderNodeImage: string
+  readonly builderStaticImage: string
   /** The scheme and port of app URLs as told to users: from the router in front of the apps. */
   readonly appUrlScheme: "http" | "https"
   readonly appUrlPort: number | null
@@ -201,7 +206,15 @@ export const config: Config.Config<ServerConfig> = Config.all({
   dockerAppsNetwork: Config.string("PAAS_DOCKER_APPS_NETWORK").pipe(Config.withDefault("paas-apps")),
   dockerPlatformNetwork: Config.string("PAAS_DOCKER_PLATFORM_NETWORK").pipe(
     Config.withDefault("paas-platform")
-  )
+  ),
+  dockerInstallationId: Config.string("PAAS_DOCKER_INSTALLATION_ID").pipe(
+    Config.withDefault("paas"),
+    check("PAAS_DOCKER_INSTALLATION_ID", "must be letters, digits, '.', '_' or '-'", (s) =>
+      /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(s)
+    )
+  ),
+  builderNodeImage: Config.string("PAAS_BUILDER_NODE_IMAGE").pipe(Config.withDefault("node:20-slim")),
+  builderStaticImage: Config.string("PAAS_BUILDER_STATIC_IMAGE").pipe(Config.withDefault("busybox:1.36"))
 }).pipe(
   check(
     "PAAS_ROUTER",

@@ -28,6 +28,8 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
 // --- rows ------------------------------------------------------------------------------------
+// Rows are decoded (and so validated) by their row schema; the domain classes are then built with
+// validation off (`new X(fields, true)`): validating again costs more than the query itself.
 
 const UserRow = Schema.Struct({
   id: UserId,
@@ -39,15 +41,18 @@ const UserRow = Schema.Struct({
   updated_at: Schema.DateFromSelf
 })
 const toUser = (row: typeof UserRow.Type): User =>
-  new User({
-    id: row.id,
-    username: row.username,
-    email: row.email,
-    isAdmin: row.is_admin,
-    emailConfirmed: row.email_confirmed,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at
-  })
+  new User(
+    {
+      id: row.id,
+      username: row.username,
+      email: row.email,
+      isAdmin: row.is_admin,
+      emailConfirmed: row.email_confirmed,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at
+    },
+    true
+  )
 
 const UserWithSecretRow = Schema.Struct({ ...UserRow.fields, password_hash: Schema.String })
 const toUserWithSecret = (row: typeof UserWithSecretRow.Type): UserWithSecret => ({
@@ -67,33 +72,44 @@ const SshKeyRow = Schema.Struct({
   updated_at: Schema.DateFromSelf
 })
 const toSshKey = (row: typeof SshKeyRow.Type): SshKey =>
-  new SshKey({
-    id: row.id,
-    userId: row.user_id,
-    name: row.name,
-    value: row.value,
-    fingerprint: row.fingerprint,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at
-  })
+  new SshKey(
+    {
+      id: row.id,
+      userId: row.user_id,
+      name: row.name,
+      value: row.value,
+      fingerprint: row.fingerprint,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at
+    },
+    true
+  )
+
+// JSONB columns are decoded as plain structs (the classes' fields) and wrapped afterwards: a class
+// inside a row schema would be constructed, and validated again, for every row.
+const ConfigColumn = Schema.Struct(ProjectConfig.fields)
+const RunColumn = Schema.Struct(RunSettings.fields)
 
 const ProjectRow = Schema.Struct({
   id: ProjectId,
   owner_id: UserId,
   name: Schema.String,
-  config: ProjectConfig,
+  config: ConfigColumn,
   created_at: Schema.DateFromSelf,
   updated_at: Schema.DateFromSelf
 })
 const toProject = (row: typeof ProjectRow.Type): Project =>
-  new Project({
-    id: row.id,
-    ownerId: row.owner_id,
-    name: row.name,
-    config: row.config,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at
-  })
+  new Project(
+    {
+      id: row.id,
+      ownerId: row.owner_id,
+      name: row.name,
+      config: new ProjectConfig(row.config, true),
+      createdAt: row.created_at,
+      updatedAt: row.updated_at
+    },
+    true
+  )
 
 // `log` is not a column: the queries assemble it from build_log_chunks (see `buildColumns`).
 const BuildRow = Schema.Struct({
@@ -110,19 +126,22 @@ const BuildRow = Schema.Struct({
   finished_at: Schema.NullOr(Schema.DateFromSelf)
 })
 const toBuild = (row: typeof BuildRow.Type): Build =>
-  new Build({
-    id: row.id,
-    projectId: row.project_id,
-    commit: row.commit_sha,
-    ref: row.ref,
-    status: row.status,
-    log: row.log,
-    image: row.image,
-    error: row.error,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at
-  })
+  new Build(
+    {
+      id: row.id,
+      projectId: row.project_id,
+      commit: row.commit_sha,
+      ref: row.ref,
+      status: row.status,
+      log: row.log,
+      image: row.image,
+      error: row.error,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at
+    },
+    true
+  )
 
 const ReleaseRow = Schema.Struct({
   id: ReleaseId,
@@ -131,24 +150,27 @@ const ReleaseRow = Schema.Struct({
   image: Schema.String,
   commit_sha: CommitSha,
   build_id: Schema.NullOr(BuildId),
-  config: ProjectConfig,
-  run: RunSettings,
+  config: ConfigColumn,
+  run: RunColumn,
   description: Schema.String,
   created_at: Schema.DateFromSelf
 })
 const toRelease = (row: typeof ReleaseRow.Type): Release =>
-  new Release({
-    id: row.id,
-    projectId: row.project_id,
-    number: row.number,
-    image: row.image,
-    commit: row.commit_sha,
-    buildId: row.build_id,
-    config: row.config,
-    run: row.run,
-    description: row.description,
-    createdAt: row.created_at
-  })
+  new Release(
+    {
+      id: row.id,
+      projectId: row.project_id,
+      number: row.number,
+      image: row.image,
+      commit: row.commit_sha,
+      buildId: row.build_id,
+      config: new ProjectConfig(row.config, true),
+      run: new RunSettings(row.run, true),
+      description: row.description,
+      createdAt: row.created_at
+    },
+    true
+  )
 
 const DeploymentRow = Schema.Struct({
   project_id: ProjectId,
@@ -160,15 +182,18 @@ const DeploymentRow = Schema.Struct({
   updated_at: Schema.DateFromSelf
 })
 const toDeployment = (row: typeof DeploymentRow.Type): Deployment =>
-  new Deployment({
-    projectId: row.project_id,
-    releaseId: row.release_id,
-    desired: row.desired,
-    status: row.status,
-    message: row.message,
-    failedSpec: row.failed_spec,
-    updatedAt: row.updated_at
-  })
+  new Deployment(
+    {
+      projectId: row.project_id,
+      releaseId: row.release_id,
+      desired: row.desired,
+      status: row.status,
+      message: row.message,
+      failedSpec: row.failed_spec,
+      updatedAt: row.updated_at
+    },
+    true
+  )
 
 // A deployment joined with its release: the deployment's columns, then the release's (all null
 // when it wants none). Both share `project_id`, which the composite foreign key guarantees.

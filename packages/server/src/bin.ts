@@ -46,7 +46,10 @@ const main = Effect.gen(function* () {
     return yield* Effect.never
   })
   return yield* Effect.scoped(serve).pipe(
-    Logger.withMinimumLogLevel(config.devMode ? LogLevel.Debug : LogLevel.Info)
+    Logger.withMinimumLogLevel(config.devMode ? LogLevel.Debug : LogLevel.Info),
+    // Nothing exports traces, and a span per SQL query and request costs about a third of a
+    // simple request's time: off. An embedding product with a tracer turns it back on.
+    Effect.withTracerEnabled(false)
   )
 })
 

@@ -38,6 +38,8 @@ import { validate } from "./validate.js"
 const LOGIN_WINDOW = Duration.minutes(15)
 const LOG_FLUSH_LINES = 100
 const LOG_TAIL_LINES = 20
+// Accounts whose existence was checked recently, for `authenticate` (bounded, oldest first out).
+const KNOWN_ACCOUNTS = 10_000
 
 const invalidCredentials = new AuthenticationError({
   reason: "invalid-credentials",
@@ -55,6 +57,7 @@ export const make = Effect.gen(function* () {
   const limiter = yield* RateLimiter
   const settings = yield* PlatformConfig
   const buildSlots = yield* Effect.makeSemaphore(settings.buildConcurrency)
+  const accounts = new Map<UserId, { readonly principal: Principal; readonly checkedAt: number }>()
   // Per project, the build waiting for a slot, so that a newer push can supersede it.
   const waiting = new Map<
     ProjectId,
@@ -331,14 +334,24 @@ export const make = Effect.gen(function* () {
     authenticate: (token) =>
       Effect.gen(function* () {
         const claimed = yield* auth.verifySession(token)
-        // The account may have been deleted or demoted since the token was issued.
+        // The account may have been deleted since the token was issued: ask the store, at most
+        // once per accountRecheck for each account (a deletion here forgets it at once).
+        const at = yield* Clock.currentTimeMillis
+        const known = accounts.get(claimed.userId)
+        if (known !== undefined && at - known.checkedAt < Duration.toMillis(settings.accountRecheck))
+          return known.principal
         const user = yield* store.users.findById(claimed.userId)
-        if (Option.isNone(user))
+        if (Option.isNone(user)) {
+          accounts.delete(claimed.userId)
           return yield* new AuthenticationError({
             reason: "invalid-token",
             message: "the account no longer exists"
           })
-        return new Principal({ userId: user.value.id, isAdmin: user.value.isAdmin })
+        }
+        const principal = new Principal({ userId: user.value.id, isAdmin: user.value.isAdmin })
+        if (accounts.size >= KNOWN_ACCOUNTS) accounts.delete(accounts.keys().next().value!)
+        accounts.set(principal.userId, { principal, checkedAt: at })
+        return principal
       }),
 
     requestPasswordReset: (email) =>
@@ -389,6 +402,7 @@ export const make = Effect.gen(function* () {
         const projects = yield* store.projects.listByOwner(user.id)
         for (const project of projects) yield* repos.remove(project.id)
         yield* store.users.delete(user.id)
+        accounts.delete(user.id)
         for (const project of projects) {
           yield* converge(project.id)
           yield* builder.prune(project.id, [])
