@@ -68,7 +68,7 @@ describe("paas-server end to end: git push to a running app (embedded defaults)"
           first.stderr
         )
         assert.isTrue(
-          lines.some((l) => /npm/.test(l)),
+          lines.some((l) => l === "Start command: node server.js"),
           first.stderr
         )
         assert.include(lines.at(-1) ?? "", `http://${host}:${server.routerPort}`)
