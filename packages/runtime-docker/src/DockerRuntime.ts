@@ -8,7 +8,7 @@
 import type { AppStatus } from "@paas/core/Deployment"
 import type { RuntimeError } from "@paas/core/Errors"
 import type { ProjectId } from "@paas/core/Project"
-import { type Instance, RuntimeDriver } from "@paas/core/RuntimeDriver"
+import { type Address, type Instance, RuntimeDriver } from "@paas/core/RuntimeDriver"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -49,6 +49,13 @@ export interface DockerRuntimeOptions {
   /** How long a healthy container keeps serving after being asked to go, so routers move away first. Default 2 seconds. */
   readonly drainGrace?: Duration.DurationInput | undefined
   /**
+   * Waits until nothing is in flight to an instance's address (at most `timeout`), for a router
+   * that can tell, such as the in-process ProxyRouter; it replaces the fixed `drainGrace`.
+   */
+  readonly drain?: ((address: Address, timeout: Duration.Duration) => Effect.Effect<void>) | undefined
+  /** The longest `drain` may take (default 30 s). */
+  readonly drainTimeout?: Duration.DurationInput | undefined
+  /**
    * A read-only root filesystem (with a small tmpfs on /tmp) for every app. An app's own
    * `readOnlyRootFilesystem: true|false` in its run settings wins, once core carries that field.
    * Default false.
@@ -78,6 +85,8 @@ export interface DockerRuntimeSettings {
   readonly traefik: TraefikSettings
   readonly stopTimeout: Duration.Duration
   readonly drainGrace: Duration.Duration
+  readonly drain: ((address: Address, timeout: Duration.Duration) => Effect.Effect<void>) | undefined
+  readonly drainTimeout: Duration.Duration
   readonly readOnlyRootFilesystem: boolean
   readonly defaultMemoryBytes: number | undefined
   readonly defaultCpus: number | undefined

@@ -27,6 +27,7 @@ import type { Router } from "@paas/core/Router"
 import type { RuntimeDriver } from "@paas/core/RuntimeDriver"
 import * as GitRepoStore from "@paas/git/GitRepoStore"
 import * as GitSshServer from "@paas/git/GitSshServer"
+import type { DockerError } from "@paas/runtime-docker/DockerClient"
 import * as DockerRuntime from "@paas/runtime-docker/DockerRuntime"
 import * as TraefikFile from "@paas/runtime-docker/TraefikFile"
 import * as TraefikLabels from "@paas/runtime-docker/TraefikLabels"
@@ -113,7 +114,7 @@ const drivers = (
         : ProcessPlatform.layer({ root: path.join(config.dataDir, "apps"), router })
     return Layer.merge(builder, runtime.pipe(Layer.mapError(startError("runtime"))))
   }
-  const docker = DockerRuntime.layer({
+  const dockerOptions: DockerRuntime.DockerRuntimeOptions = {
     installationId: config.dockerInstallationId,
     appsNetwork: config.dockerAppsNetwork,
     platformNetwork: config.dockerPlatformNetwork,
@@ -124,17 +125,26 @@ const drivers = (
         onSome: (certResolver) => ({ certResolver })
       })
     }
-  })
-  const routing: Layer.Layer<Router, RouterError, DockerRuntime.DockerRuntime> =
+  }
+  // With the in-process router in front, a replaced container is stopped as soon as the router
+  // has no request in flight to it; behind Traefik, after a fixed grace.
+  const containers: Layer.Layer<RuntimeDriver | Router, RuntimeError | RouterError | DockerError> =
     config.router === "proxy"
-      ? ProxyRouter.layer(router)
-      : config.router === "traefik"
-        ? TraefikLabels.layer
-        : traefikFile
-  return Layer.provideMerge(routing, docker).pipe(
-    Layer.merge(dockerBuilder(config)),
-    Layer.mapError(startError("runtime"))
-  ) as Layer.Layer<ImageBuilder | RuntimeDriver | Router, ServerStartError>
+      ? Layer.unwrapEffect(
+          Effect.map(ProxyRouter.ProxyRouter, (proxy) =>
+            DockerRuntime.layer({
+              ...dockerOptions,
+              drain: (address, timeout) => Effect.asVoid(proxy.awaitIdle(address, timeout))
+            })
+          )
+        ).pipe(Layer.provideMerge(ProxyRouter.layer(router)))
+      : Layer.provideMerge(
+          config.router === "traefik"
+            ? (TraefikLabels.layer as Layer.Layer<Router, never, DockerRuntime.DockerRuntime>)
+            : (traefikFile as Layer.Layer<Router, RouterError>),
+          DockerRuntime.layer(dockerOptions)
+        )
+  return Layer.merge(containers, dockerBuilder(config)).pipe(Layer.mapError(startError("runtime")))
 }
 
 const dockerBuilder = (config: ServerConfig): Layer.Layer<ImageBuilder, ServerStartError> =>

@@ -8,6 +8,7 @@ import { RuntimeError } from "@paas/core/Errors"
 import { ProjectId } from "@paas/core/Project"
 import { ReleaseId } from "@paas/core/Release"
 import type {
+  Address,
   AppSpec,
   AppStats,
   Instance,
@@ -48,11 +49,13 @@ export const settingsOf = (options: DockerRuntimeOptions = {}): DockerRuntimeSet
   },
   stopTimeout: Duration.decode(options.stopTimeout ?? Duration.seconds(10)),
   drainGrace: Duration.decode(options.drainGrace ?? Duration.seconds(2)),
+  drain: options.drain,
+  drainTimeout: Duration.decode(options.drainTimeout ?? Duration.seconds(30)),
   readOnlyRootFilesystem: options.readOnlyRootFilesystem ?? false,
   defaultMemoryBytes: options.defaultMemoryBytes,
   defaultCpus: options.defaultCpus,
   pidsLimit: options.pidsLimit,
-  healthcheckInterval: Duration.decode(options.healthcheckInterval ?? Duration.millis(250)),
+  healthcheckInterval: Duration.decode(options.healthcheckInterval ?? Duration.millis(50)),
   logPollInterval: Duration.decode(options.logPollInterval ?? Duration.seconds(1)),
   logMaxSize: options.logMaxSize ?? "10m",
   logMaxFiles: options.logMaxFiles ?? 3
@@ -500,16 +503,29 @@ export const make = (
         const id = info.Id
         yield* Effect.acquireUseRelease(
           Effect.sync(() => stopping.add(id)),
-          () => stopAndRemove(id, info.State.Running && !info.State.Restarting),
+          () => {
+            const port = Number(info.Config?.Labels?.[keys.port])
+            const hostPort = Number.isInteger(port) ? publishedPort(info, port) : undefined
+            return stopAndRemove(
+              id,
+              info.State.Running && !info.State.Restarting,
+              hostPort === undefined ? undefined : { host: "127.0.0.1", port: hostPort }
+            )
+          },
           () => Effect.sync(() => stopping.delete(id))
         )
       })
 
-    const stopAndRemove = (id: string, running: boolean) =>
+    const stopAndRemove = (id: string, running: boolean, address?: Address) =>
       Effect.gen(function* () {
         if (running) {
-          // Routers have already moved to the new instance; in-flight requests get this long.
-          yield* Effect.sleep(settings.drainGrace)
+          // Routers have already moved to the new instance. A router that counts its requests
+          // says when the last one is done; otherwise in-flight requests get a fixed grace.
+          if (settings.drain !== undefined && address !== undefined)
+            yield* settings
+              .drain(address, settings.drainTimeout)
+              .pipe(Effect.timeout(settings.drainTimeout), Effect.ignore)
+          else yield* Effect.sleep(settings.drainGrace)
           yield* client
             .call(`stopping container ${id}`, (d) => d.getContainer(id).stop({ t: stopSeconds }))
             .pipe(
