@@ -1,6 +1,6 @@
 // How long one reconcile pass takes for 100, 1,000 and 10,000 apps on the in-memory drivers.
 // Goal: ≤ 200 ms for 10,000 apps when converged, and linear growth.
-// Run: node --import tsx bench/reconcile/run.ts
+// Run: node --conditions=source --import tsx bench/reconcile/run.ts (or npm run bench:reconcile)
 import { randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { CommitSha } from "@paas/core/Build"
