@@ -10,6 +10,7 @@ import { copyFile } from "node:fs/promises"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import { gitUser, remoteLines, run } from "./support/git.js"
 import { getApp } from "./support/router.js"
 import { api, scratchDir, signUp, smtpServer, startServer } from "./support/server.js"
@@ -110,6 +111,37 @@ describe.skipIf(!dockerAvailable)("paas-server end to end with PAAS_RUNTIME=dock
         assert.strictEqual(status.body.content.container_statuses[0].container_status, "STATUS_RUNNING")
         const logs = yield* api(server, "GET", `/projects/${id}/logs`, { token })
         assert.strictEqual(logs.status, 200)
+
+        // Three redeploys (new env, so new containers) while requests run through the router: none fails.
+        let ok = 0
+        const failures: Array<string> = []
+        let loading = true
+        const worker = Effect.gen(function* () {
+          for (let i = 0; i < 100_000 && loading; i++) {
+            const reply = yield* getApp(server.routerPort, host)
+            if (reply.status === 200) ok++
+            else failures.push(`${reply.status} ${reply.body.slice(0, 200)}`)
+          }
+        })
+        const load = yield* Effect.fork(
+          Effect.all(
+            Array.from({ length: 6 }, () => worker),
+            { concurrency: 6 }
+          )
+        )
+        for (let n = 1; n <= 3; n++) {
+          const redeploy = yield* api(server, "PATCH", `/projects/${id}/deploy`, {
+            token,
+            body: { env_vars: { ROUND: `${n}` } }
+          })
+          assert.strictEqual(redeploy.status, 200, JSON.stringify(redeploy.body))
+        }
+        loading = false
+        yield* Fiber.join(load)
+        console.log(`e2e docker: ${ok} requests during 3 redeploys, ${failures.length} failed`)
+        assert.deepStrictEqual(failures, [])
+        assert.isAbove(ok, 20)
+        assert.lengthOf((yield* docker(["ps", "-q", "--filter", `label=paas.project=${id}`])).split("\n"), 1)
 
         assert.strictEqual((yield* api(server, "DELETE", `/projects/${id}`, { token })).status, 200)
         assert.strictEqual(yield* docker(["ps", "-aq", "--filter", `label=paas.project=${id}`]), "")

@@ -157,7 +157,16 @@ export const startServer = (options: {
     })
     for (let i = 0; i < 1200; i++) {
       if (output.includes("paas-server is running")) break
-      if (child.exitCode !== null) return yield* Effect.dieMessage(`paas-server exited at start:\n${output}`)
+      if (child.exitCode !== null || child.signalCode !== null) {
+        // The exit can come before the last of its output: wait for the pipes to close.
+        yield* Effect.async<void>((resume) => {
+          if (child.stdout?.readableEnded && child.stderr?.readableEnded) return resume(Effect.void)
+          child.once("close", () => resume(Effect.void))
+        }).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+        return yield* Effect.dieMessage(
+          `paas-server exited at start (code ${child.exitCode}, signal ${child.signalCode}):\n${output}`
+        )
+      }
       yield* Effect.sleep("50 millis")
     }
     if (!output.includes("paas-server is running"))
