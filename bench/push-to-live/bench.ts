@@ -16,6 +16,7 @@ import {
   smtpServer,
   startServer
 } from "../../packages/server/test/support/server.js"
+import { dockerApp, nodeApp } from "./apps.js"
 
 const argument = (name: string, fallback: string) => {
   const at = process.argv.indexOf(`--${name}`)
@@ -25,26 +26,6 @@ const runtime = argument("runtime", "process")
 if (runtime !== "process" && runtime !== "docker") throw new Error("--runtime is process or docker")
 const pushes = Number(argument("pushes", runtime === "docker" ? "10" : "20"))
 const goalMs = runtime === "docker" ? 1500 : 1000
-
-// The app: a tiny Node server for processes; for Docker, busybox httpd in an image FROM scratch
-// (no image can be pulled here), its page carrying the version.
-const nodeApp = (version: number) => ({
-  "package.json": JSON.stringify({ name: "tiny", version: "1.0.0", scripts: { start: "node server.js" } }),
-  "server.js": `require("node:http").createServer((_, res) => res.end("v${version}")).listen(Number(process.env.PORT), "127.0.0.1")\n`
-})
-const dockerApp = (version: number) => ({
-  Dockerfile: [
-    "FROM scratch",
-    "COPY busybox /bin/busybox",
-    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-    "EXPOSE 8080",
-    'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
-    // What changes from push to push comes last, so every step before it stays cached.
-    "COPY www /www",
-    ""
-  ].join("\n"),
-  "www/index.html": `v${version}`
-})
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!

@@ -1,4 +1,4 @@
-// Where one Docker push's time goes: each `remote:` line of a push with its time since the push
+// Where one Docker push's time goes (run: node --conditions=source --import tsx bench/push-to-live/trace.ts): each `remote:` line of a push with its time since the push
 // started, and when the router first serves the new version.
 import { spawn } from "node:child_process"
 import { copyFile, mkdir } from "node:fs/promises"
@@ -14,19 +14,7 @@ import {
   smtpServer,
   startServer
 } from "../../packages/server/test/support/server.js"
-
-const dockerApp = (version: number) => ({
-  Dockerfile: [
-    "FROM scratch",
-    "COPY busybox /bin/busybox",
-    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-    "EXPOSE 8080",
-    'CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
-    "COPY www /www",
-    ""
-  ].join("\n"),
-  "www/index.html": `v${version}`
-})
+import { dockerApp } from "./apps.js"
 
 const main = Effect.gen(function* () {
   const dataDir = yield* scratchDir

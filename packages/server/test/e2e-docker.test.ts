@@ -10,10 +10,9 @@ import { copyFile } from "node:fs/promises"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
-import { gitUser, remoteLines, run } from "./support/git.js"
-import { getApp } from "./support/router.js"
-import { api, scratchDir, signUp, smtpServer, startServer } from "./support/server.js"
+import { remoteLines, run } from "./support/git.js"
+import { getApp, loadDuring } from "./support/router.js"
+import { api, serverWithProject } from "./support/server.js"
 
 const dockerAvailable =
   process.env.PAAS_REQUIRE_DOCKER === "1" ||
@@ -57,25 +56,15 @@ describe.skipIf(!dockerAvailable)("paas-server end to end with PAAS_RUNTIME=dock
             yield* docker(["network", "rm", appsNetwork, platformNetwork])
           }).pipe(Effect.ignore)
         )
-        const dataDir = yield* scratchDir
-        const home = yield* scratchDir
-        const smtp = yield* smtpServer
-        const server = yield* startServer({
-          dataDir,
+        const { server, token, user, id, host } = yield* serverWithProject({
+          username: "whale",
           env: {
-            PAAS_SMTP_URL: smtp.url,
             PAAS_RUNTIME: "docker",
             PAAS_DOCKER_INSTALLATION_ID: installation,
             PAAS_DOCKER_APPS_NETWORK: appsNetwork,
             PAAS_DOCKER_PLATFORM_NETWORK: platformNetwork
           }
         })
-        const token = yield* signUp(server, smtp, "whale")
-        const user = yield* gitUser(home, server.sshPort)
-        yield* api(server, "POST", "/sshkeys/my", { token, body: { value: user.publicKey } })
-        const id: string = (yield* api(server, "POST", "/projects", { token, body: { name: "site" } })).body
-          .content.id
-        const host = `${id}.user-app.localhost`
         yield* Effect.promise(() => copyFile("/bin/busybox", join(user.work, "busybox")))
 
         yield* user.commit(site("v1"), "v1")
@@ -113,31 +102,20 @@ describe.skipIf(!dockerAvailable)("paas-server end to end with PAAS_RUNTIME=dock
         assert.strictEqual(logs.status, 200)
 
         // Three redeploys (new env, so new containers) while requests run through the router: none fails.
-        let ok = 0
-        const failures: Array<string> = []
-        let loading = true
-        const worker = Effect.gen(function* () {
-          for (let i = 0; i < 100_000 && loading; i++) {
-            const reply = yield* getApp(server.routerPort, host)
-            if (reply.status === 200) ok++
-            else failures.push(`${reply.status} ${reply.body.slice(0, 200)}`)
-          }
-        })
-        const load = yield* Effect.fork(
-          Effect.all(
-            Array.from({ length: 6 }, () => worker),
-            { concurrency: 6 }
+        const { ok, failures } = yield* loadDuring(
+          server.routerPort,
+          host,
+          6,
+          Effect.forEach([1, 2, 3], (n) =>
+            Effect.map(
+              api(server, "PATCH", `/projects/${id}/deploy`, {
+                token,
+                body: { env_vars: { ROUND: `${n}` } }
+              }),
+              (redeploy) => assert.strictEqual(redeploy.status, 200, JSON.stringify(redeploy.body))
+            )
           )
         )
-        for (let n = 1; n <= 3; n++) {
-          const redeploy = yield* api(server, "PATCH", `/projects/${id}/deploy`, {
-            token,
-            body: { env_vars: { ROUND: `${n}` } }
-          })
-          assert.strictEqual(redeploy.status, 200, JSON.stringify(redeploy.body))
-        }
-        loading = false
-        yield* Fiber.join(load)
         console.log(`e2e docker: ${ok} requests during 3 redeploys, ${failures.length} failed`)
         assert.deepStrictEqual(failures, [])
         assert.isAbove(ok, 20)

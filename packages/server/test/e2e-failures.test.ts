@@ -5,9 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { gitUser, remoteLines } from "./support/git.js"
+import { remoteLines } from "./support/git.js"
 import { getApp } from "./support/router.js"
-import { api, scratchDir, signUp, smtpServer, startServer } from "./support/server.js"
+import { api, serverWithProject } from "./support/server.js"
 
 const good = {
   "package.json": JSON.stringify({ name: "steady", version: "1.0.0", scripts: { start: "node server.js" } }),
@@ -19,16 +19,7 @@ describe("paas-server end to end: failed pushes keep the previous release", () =
     "failing build, crashing app, failing health check, invalid paas.yaml",
     () =>
       Effect.gen(function* () {
-        const dataDir = yield* scratchDir
-        const home = yield* scratchDir
-        const smtp = yield* smtpServer
-        const server = yield* startServer({ dataDir, env: { PAAS_SMTP_URL: smtp.url } })
-        const token = yield* signUp(server, smtp, "unlucky")
-        const user = yield* gitUser(home, server.sshPort)
-        yield* api(server, "POST", "/sshkeys/my", { token, body: { value: user.publicKey } })
-        const id: string = (yield* api(server, "POST", "/projects", { token, body: { name: "steady" } })).body
-          .content.id
-        const host = `${id}.user-app.localhost`
+        const { server, token, user, id, host } = yield* serverWithProject({ username: "steady" })
         yield* user.commit(good, "good")
         assert.strictEqual((yield* user.push(id)).code, 0)
         assert.strictEqual((yield* getApp(server.routerPort, host)).body, "good")

@@ -11,10 +11,9 @@ import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
-import { gitUser, remoteLines } from "./support/git.js"
-import { getApp, waitForApp } from "./support/router.js"
-import { api, scratchDir, signUp, smtpServer, startServer } from "./support/server.js"
+import { remoteLines } from "./support/git.js"
+import { getApp, loadDuring, waitForApp } from "./support/router.js"
+import { api, serverWithProject } from "./support/server.js"
 
 // A tiny app: it answers with its version and the GREETING env var, and says hello in its log.
 const app = (version: string) => ({
@@ -44,19 +43,7 @@ describe("paas-server end to end: git push to a running app (embedded defaults)"
     "push, serve, push again, deploy env, logs/statistics/status, redeploy under load, stop, delete",
     () =>
       Effect.gen(function* () {
-        const dataDir = yield* scratchDir
-        const home = yield* scratchDir
-        const smtp = yield* smtpServer
-        const server = yield* startServer({ dataDir, env: { PAAS_SMTP_URL: smtp.url } })
-        const token = yield* signUp(server, smtp, "pusher")
-        const user = yield* gitUser(home, server.sshPort)
-        assert.strictEqual(
-          (yield* api(server, "POST", "/sshkeys/my", { token, body: { value: user.publicKey } })).status,
-          201
-        )
-        const created = yield* api(server, "POST", "/projects", { token, body: { name: "hello" } })
-        const id: string = created.body.content.id
-        const host = `${id}.user-app.localhost`
+        const { server, dataDir, token, user, id, host } = yield* serverWithProject({ username: "pusher" })
 
         // First push: built, released, started, routed; the output ends with the URL.
         yield* user.commit(app("v1"), "v1")
@@ -111,31 +98,20 @@ describe("paas-server end to end: git push to a running app (embedded defaults)"
         ])
 
         // Five redeploys while a load of requests runs: not one fails.
-        let ok = 0
-        const failures: Array<string> = []
-        let loading = true
-        const worker = Effect.gen(function* () {
-          for (let i = 0; i < 100_000 && loading; i++) {
-            const reply = yield* getApp(server.routerPort, host)
-            if (reply.status === 200) ok++
-            else failures.push(`${reply.status} ${reply.body.slice(0, 200)}`)
-          }
-        })
-        const load = yield* Effect.fork(
-          Effect.all(
-            Array.from({ length: 8 }, () => worker),
-            { concurrency: 8 }
+        const { ok, failures } = yield* loadDuring(
+          server.routerPort,
+          host,
+          8,
+          Effect.forEach([1, 2, 3, 4, 5], (n) =>
+            Effect.map(
+              api(server, "PATCH", `/projects/${id}/deploy`, {
+                token,
+                body: { env_vars: { GREETING: `round ${n}` } }
+              }),
+              (redeploy) => assert.strictEqual(redeploy.status, 200, JSON.stringify(redeploy.body))
+            )
           )
         )
-        for (let n = 1; n <= 5; n++) {
-          const redeploy = yield* api(server, "PATCH", `/projects/${id}/deploy`, {
-            token,
-            body: { env_vars: { GREETING: `round ${n}` } }
-          })
-          assert.strictEqual(redeploy.status, 200, JSON.stringify(redeploy.body))
-        }
-        loading = false
-        yield* Fiber.join(load)
         console.log(`e2e: ${ok} requests during 5 redeploys, ${failures.length} failed`)
         assert.deepStrictEqual(failures, [])
         assert.isAbove(ok, 50)

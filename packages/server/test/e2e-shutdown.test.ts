@@ -5,8 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { gitUser } from "./support/git.js"
-import { api, scratchDir, signUp, smtpServer, startServer } from "./support/server.js"
+import { api, serverWithProject } from "./support/server.js"
 
 // An app that takes 3 s before it listens, so a deploy stays in flight that long.
 const slowApp = {
@@ -22,15 +21,7 @@ describe("paas-server end to end: shutdown", () => {
     "SIGTERM lets an in-flight request finish, then exits 0",
     () =>
       Effect.gen(function* () {
-        const dataDir = yield* scratchDir
-        const home = yield* scratchDir
-        const smtp = yield* smtpServer
-        const server = yield* startServer({ dataDir, env: { PAAS_SMTP_URL: smtp.url } })
-        const token = yield* signUp(server, smtp, "patient")
-        const user = yield* gitUser(home, server.sshPort)
-        yield* api(server, "POST", "/sshkeys/my", { token, body: { value: user.publicKey } })
-        const id: string = (yield* api(server, "POST", "/projects", { token, body: { name: "slow" } })).body
-          .content.id
+        const { server, token, user, id } = yield* serverWithProject({ username: "patient" })
         yield* user.commit(slowApp, "slow")
         assert.strictEqual((yield* user.push(id)).code, 0)
 

@@ -23,6 +23,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as DeploymentFile from "../DeploymentFile.js"
 import type { DockerBuilder, DockerBuilderSettings } from "../DockerBuilder.js"
+import { describeBytes, describeOutcome, Tail } from "./buildLog.js"
 import { detect } from "./detect.js"
 import {
   type ExtraFile,
@@ -37,7 +38,7 @@ import * as Engine from "./dockerEngine.js"
 import { APP_FOLDER, declaredArgs, generate, withLabels } from "./dockerfile.js"
 import { extract } from "./extract.js"
 import { locate, packArgv, packEnv, RESERVED } from "./pack.js"
-import { type Outcome, run } from "./process.js"
+import { run } from "./process.js"
 import { show } from "./words.js"
 
 /** What a build left that nothing names, by the build's tag (none for a failed build). */
@@ -48,7 +49,6 @@ interface Leftover {
 
 const STEP = /^Step (\d+\/\d+) : (.*)$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const TAIL_LINES = 50
 /**
  * The context name of the Dockerfile the builder sends beside the app's: the app's with the labels
  * appended, or the app's own when it lives outside the context folder (the CLI does the same).
@@ -62,37 +62,7 @@ export class SetupFailed extends Data.TaggedError("SetupFailed")<{
   readonly cause?: unknown
 }> {}
 
-/** Keeps the last lines logged, for `BuildFailed.logTail`. */
-class Tail {
-  private readonly lines: Array<string> = []
-  push(line: string) {
-    this.lines.push(line)
-    if (this.lines.length > TAIL_LINES) this.lines.shift()
-  }
-  get(): ReadonlyArray<string> {
-    return [...this.lines]
-  }
-}
-
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
-
-const describeBytes = (bytes: number) =>
-  bytes < 1024
-    ? `${bytes} B`
-    : bytes < 1024 * 1024
-      ? `${(bytes / 1024).toFixed(1)} KiB`
-      : `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-
-const describeOutcome = (argv: ReadonlyArray<string>, outcome: Outcome): string | undefined => {
-  switch (outcome._tag) {
-    case "Exited":
-      return outcome.code === 0 ? undefined : `${show(argv)} exited with code ${outcome.code}`
-    case "Signalled":
-      return `${show(argv)} was killed by ${outcome.signal}`
-    case "NotStarted":
-      return `could not start ${argv[0]}: ${outcome.reason}`
-  }
-}
 
 const repositoryOf = (tag: string) => {
   const colon = tag.lastIndexOf(":")

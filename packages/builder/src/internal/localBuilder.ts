@@ -18,13 +18,13 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as DeploymentFile from "../DeploymentFile.js"
 import type { LocalBuilder, LocalBuilderOptions } from "../LocalBuilder.js"
+import { describeBytes, describeOutcome, Tail } from "./buildLog.js"
 import { type AppPlan, detect, staticFolder } from "./detect.js"
 import { extract } from "./extract.js"
-import { type Outcome, run } from "./process.js"
+import { run } from "./process.js"
 import { show } from "./words.js"
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const TAIL_LINES = 50
 const MAX_SMALL_FILE = 1024 * 1024
 /** The variable that marks every process of a build (see process.ts). */
 export const MARKER_VARIABLE = "PAAS_BUILD_ID"
@@ -34,38 +34,6 @@ export class SetupFailed extends Data.TaggedError("SetupFailed")<{
   readonly message: string
   readonly cause: unknown
 }> {}
-
-/** Keeps the last lines logged, for `BuildFailed.logTail`. */
-class Tail {
-  private readonly lines: Array<string> = []
-  push(line: string) {
-    this.lines.push(line)
-    if (this.lines.length > TAIL_LINES) this.lines.shift()
-  }
-  get(): ReadonlyArray<string> {
-    return [...this.lines]
-  }
-}
-
-const describeBytes = (bytes: number) =>
-  bytes < 1024
-    ? `${bytes} B`
-    : bytes < 1024 * 1024
-      ? `${(bytes / 1024).toFixed(1)} KiB`
-      : `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-
-const describeOutcome = (argv: ReadonlyArray<string>, outcome: Outcome): string | undefined => {
-  switch (outcome._tag) {
-    case "Exited":
-      return outcome.code === 0 ? undefined : `${show(argv)} exited with code ${outcome.code}`
-    case "Signalled":
-      return `${show(argv)} was killed by ${outcome.signal}`
-    case "NotStarted":
-      return outcome.reason.includes("ENOENT")
-        ? `${argv[0]}: command not found`
-        : `could not start ${argv[0]}: ${outcome.reason}`
-  }
-}
 
 const isDirectory = (path: string) =>
   stat(path).then(

@@ -4,6 +4,7 @@
  */
 import { request } from "node:http"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 
 /** What the router answered. */
 export interface AppReply {
@@ -46,4 +47,42 @@ export const waitForApp = (
       yield* Effect.sleep("100 millis")
     }
     return last
+  })
+
+/**
+ * Runs `during` while `concurrency` clients keep requesting the app through the router (each
+ * request waits for the previous one); counts what answered 200 and keeps what did not.
+ */
+export const loadDuring = <A, E, R>(
+  routerPort: number,
+  host: string,
+  concurrency: number,
+  during: Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function* () {
+    let ok = 0
+    const failures: Array<string> = []
+    let loading = true
+    const client = Effect.gen(function* () {
+      for (let i = 0; i < 100_000 && loading; i++) {
+        const reply = yield* getApp(routerPort, host)
+        if (reply.status === 200) ok++
+        else failures.push(`${reply.status} ${reply.body.slice(0, 200)}`)
+      }
+    })
+    const load = yield* Effect.fork(
+      Effect.all(
+        Array.from({ length: concurrency }, () => client),
+        { concurrency }
+      )
+    )
+    const result = yield* during.pipe(
+      Effect.ensuring(
+        Effect.suspend(() => {
+          loading = false
+          return Fiber.join(load)
+        })
+      )
+    )
+    return { result, ok, failures }
   })

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { SMTPServer } from "smtp-server"
+import { gitUser } from "./git.js"
 
 const bin = fileURLToPath(new URL("../../src/bin.ts", import.meta.url))
 const tsx = createRequire(import.meta.url).resolve("tsx")
@@ -233,4 +234,28 @@ export const signUp = (
     const login = yield* api(server, "POST", "/auth/login", { body: { email, password } })
     if (login.status !== 201) return yield* Effect.dieMessage(`login: ${JSON.stringify(login.body)}`)
     return login.body.content.accessToken as string
+  })
+
+/**
+ * A server with a git user ready to push: a fresh data dir, a real SMTP server, an account
+ * confirmed by mail, its SSH key, and one project. `env` is added to the server's environment.
+ */
+export const serverWithProject = (options: {
+  readonly username: string
+  readonly env?: Record<string, string>
+}) =>
+  Effect.gen(function* () {
+    const dataDir = yield* scratchDir
+    const home = yield* scratchDir
+    const smtp = yield* smtpServer
+    const server = yield* startServer({ dataDir, env: { PAAS_SMTP_URL: smtp.url, ...options.env } })
+    const token = yield* signUp(server, smtp, options.username)
+    const user = yield* gitUser(home, server.sshPort)
+    const key = yield* api(server, "POST", "/sshkeys/my", { token, body: { value: user.publicKey } })
+    if (key.status !== 201) return yield* Effect.dieMessage(`add key: ${JSON.stringify(key.body)}`)
+    const project = yield* api(server, "POST", "/projects", { token, body: { name: options.username } })
+    if (project.status !== 201)
+      return yield* Effect.dieMessage(`create project: ${JSON.stringify(project.body)}`)
+    const id: string = project.body.content.id
+    return { server, smtp, dataDir, token, user, id, host: `${id}.user-app.localhost` }
   })
