@@ -29,10 +29,14 @@ export class RateLimiter extends Context.Tag("@paas/core/RateLimiter")<
   }
 >() {}
 
+const SWEEP_EVERY = 1_000
+
 /** An in-process limiter; state lives as long as the layer (one server process). */
 export const make: Effect.Effect<RateLimiter["Type"]> = Effect.sync(() => {
   // Per key, the times of recent failures, oldest first; never longer than the key's limit.
   const failures = new Map<string, Array<number>>()
+  let failuresSinceSweep = 0
+  let longestWindow = 0
   const recent = (limit: Limit, now: number) => {
     const since = now - Duration.toMillis(limit.window)
     const times = (failures.get(limit.key) ?? []).filter((t) => t > since)
@@ -62,7 +66,15 @@ export const make: Effect.Effect<RateLimiter["Type"]> = Effect.sync(() => {
       }),
     fail: (limits) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
+        // Keys are only pruned when read: sweep now and then, so that failures spread over many
+        // accounts or addresses cannot grow the map without bound.
+        if (++failuresSinceSweep >= SWEEP_EVERY) {
+          failuresSinceSweep = 0
+          for (const [key, times] of failures)
+            if (times.length === 0 || times[times.length - 1]! <= now - longestWindow) failures.delete(key)
+        }
         for (const limit of limits) {
+          longestWindow = Math.max(longestWindow, Duration.toMillis(limit.window))
           const times = recent(limit, now)
           times.push(now)
           failures.set(limit.key, times.slice(-limit.max))
