@@ -9,7 +9,6 @@
 //
 // Every process, the database cluster and the temp directories are released by scope, on success,
 // on error and on SIGINT/SIGTERM; every wait is bounded.
-import { spawn } from "node:child_process"
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { createRequire } from "node:module"
 import { cpus, tmpdir } from "node:os"
@@ -17,10 +16,11 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { isDeepStrictEqual } from "node:util"
 import * as Effect from "effect/Effect"
+import { cpuTicks, type WrkResult, wrk } from "../wrk.js"
 import {
   arg,
   BenchError,
-  cpuTicks,
+  contentString,
   createDatabase,
   expectStatus,
   fail,
@@ -71,70 +71,17 @@ const GOAL = 0.7
 const SERVER_BIN = join(root, "packages", "server", "src", "bin.ts")
 const BARE = fileURLToPath(new URL("./bare.ts", import.meta.url))
 const TSX = createRequire(import.meta.url).resolve("tsx")
-const WRK = "/usr/bin/wrk"
 const PASSWORD = "Bench-passw0rd!"
 const EMAIL = "bench@example.com"
 
-// ---- wrk -----------------------------------------------------------------------------------------
-
-interface WrkResult {
-  readonly rps: number
-  readonly requests: number
-  readonly p50ms: number
-  readonly p99ms: number
-  readonly errors: string | null
-}
-
-const toMs = (value: string, unit: string) =>
-  unit === "us" ? Number(value) / 1000 : unit === "s" ? Number(value) * 1000 : Number(value)
-
-const wrk = (url: string, token: string, seconds: number) =>
-  Effect.async<WrkResult, BenchError>((resume) => {
-    const args = [
-      `-t${THREADS}`,
-      `-c${CONNECTIONS}`,
-      `-d${seconds}s`,
-      "--timeout",
-      "10s",
-      "--latency",
-      "-H",
-      `Authorization: Bearer ${token}`,
-      url
-    ]
-    const p = spawn(WRK, args, { stdio: ["ignore", "pipe", "pipe"], detached: true })
-    let out = ""
-    p.stdout.on("data", (c: Buffer) => (out += c.toString()))
-    p.stderr.on("data", (c: Buffer) => (out += c.toString()))
-    // wrk stops by itself after `seconds`; this bound is for a wrk that hangs.
-    const timer = setTimeout(() => p.kill("SIGKILL"), (seconds + 30) * 1000)
-    p.once("exit", () => {
-      clearTimeout(timer)
-      // wrk pads its latency lines with trailing spaces.
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)
-      const requests = /(\d+) requests in/.exec(out)
-      const p50 = /^\s+50%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out)
-      const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out)
-      const errors = [/Socket errors:.*/.exec(out)?.[0], /Non-2xx or 3xx responses: \d+/.exec(out)?.[0]]
-        .filter((e) => e !== undefined)
-        .join("; ")
-      if (rps === null || p99 === null || p50 === null)
-        resume(Effect.fail(new BenchError(`cannot read wrk's output:\n${out}`)))
-      else
-        resume(
-          Effect.succeed({
-            rps: Number(rps[1]),
-            requests: Number(requests?.[1] ?? 0),
-            p50ms: toMs(p50[1]!, p50[2]!),
-            p99ms: toMs(p99[1]!, p99[2]!),
-            errors: errors === "" ? null : errors
-          })
-        )
-    })
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      p.kill("SIGKILL")
-    })
-  })
+const load = (url: string, token: string, seconds: number) =>
+  wrk({
+    url,
+    threads: THREADS,
+    connections: CONNECTIONS,
+    seconds,
+    headers: { Authorization: `Bearer ${token}` }
+  }).pipe(Effect.mapError((e) => new BenchError(e.message)))
 
 // ---- the benchmark -------------------------------------------------------------------------------
 
@@ -232,17 +179,18 @@ const main = Effect.gen(function* () {
   const login = yield* request(`${api}/auth/login`, "POST", {
     body: { email: EMAIL, password: PASSWORD }
   }).pipe(Effect.flatMap(expectStatus(201, "login")))
-  const token: string = login.body.content.accessToken
+  const token = yield* contentString(login, "accessToken", "login")
   const me = yield* request(`${api}/users/my`, "GET", { token }).pipe(
     Effect.flatMap(expectStatus(200, "users/my"))
   )
-  const ownerId: string = me.body.content.id
+  const ownerId = yield* contentString(me, "id", "users/my")
   for (let i = 1; i <= PROJECTS; i++) {
     const created = yield* request(`${api}/projects`, "POST", { token, body: { name: `bench-${i}` } }).pipe(
       Effect.flatMap(expectStatus(201, `create project ${i}`))
     )
     // A few variables, so that `config.env` is not empty in what is encoded and compared.
-    yield* request(`${api}/projects/${created.body.content.id}/deploy`, "PATCH", {
+    const projectId = yield* contentString(created, "id", `create project ${i}`)
+    yield* request(`${api}/projects/${projectId}/deploy`, "PATCH", {
       token,
       body: { env_vars: { PORT: "8080", NODE_ENV: "production", RELEASE: `r${i}` } }
     }).pipe(Effect.flatMap(expectStatus(200, `set env of project ${i}`)))
@@ -287,8 +235,11 @@ const main = Effect.gen(function* () {
     request(t.url, "GET", { token }).pipe(Effect.flatMap(expectStatus(200, t.name)))
   )
   const reference = replies[0]!
-  if (!Array.isArray(reference.body?.content) || reference.body.content.length !== PROJECTS)
-    return yield* fail(`the server listed ${reference.body?.content?.length} projects, not ${PROJECTS}`)
+  const listed = reference.body.content
+  if (!Array.isArray(listed) || listed.length !== PROJECTS)
+    return yield* fail(
+      `the server listed ${Array.isArray(listed) ? listed.length : "no"} projects, not ${PROJECTS}`
+    )
   const compared = replies.filter((_, i) => targets[i]!.projects)
   for (const [i, reply] of compared.entries()) {
     if (!isDeepStrictEqual(reply.body, reference.body))
@@ -306,7 +257,7 @@ const main = Effect.gen(function* () {
     `\nwrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency, ${ROUNDS} rounds, warm-up ${WARMUP} s each; ` +
       `${cpus().length} cpus, node ${process.version}; pg pools: pg's default (10) on both sides`
   )
-  for (const t of targets) yield* wrk(t.url, token, WARMUP)
+  for (const t of targets) yield* load(t.url, token, WARMUP)
   const window = { startUs: Number(process.hrtime.bigint() / 1000n), endUs: 0 }
   const results = new Map<string, Array<Measured>>(targets.map((t) => [t.name, []]))
   // Per thread, over all measured rounds: where a process's CPU time goes besides its main thread.
@@ -323,7 +274,7 @@ const main = Effect.gen(function* () {
         pg: ticksByPid(postgresPids(cluster.dir)),
         threads: threadTicks(t.pid)
       }
-      const r = yield* wrk(t.url, token, DURATION)
+      const r = yield* load(t.url, token, DURATION)
       // Backends the pools opened during the run count from zero (pg closes idle ones after 10 s).
       const pgAfter = ticksByPid(postgresPids(cluster.dir))
       const after = { node: cpuTicks([t.pid]), threads: threadTicks(t.pid) }

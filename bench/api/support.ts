@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import pg from "pg"
+import { cpuTicks } from "../wrk.js"
 
 /** The repository's root directory. */
 export const root = fileURLToPath(new URL("../../", import.meta.url))
@@ -131,8 +132,16 @@ export const waitForOutput = (child: Child, pattern: RegExp, timeoutMs: number, 
 export interface Reply {
   readonly status: number
   readonly text: string
-  // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field
-  readonly body: any
+  /** The API's envelope (anything else parses to `{}`). */
+  readonly body: { readonly status?: string; readonly message?: string; readonly content?: unknown }
+}
+
+/** A string field of the envelope's `content`, or a failure naming `what`. */
+export const contentString = (reply: Reply, field: string, what: string) => {
+  const content = reply.body.content
+  const value =
+    typeof content === "object" && content !== null ? (content as Record<string, unknown>)[field] : undefined
+  return typeof value === "string" ? Effect.succeed(value) : fail(`${what}: no ${field} in ${reply.text}`)
 }
 
 /** One JSON request, bounded by 15 s. */
@@ -153,10 +162,11 @@ export const request = (
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
       })
       const text = await response.text()
-      let body: unknown = null
+      let parsed: unknown = null
       try {
-        body = JSON.parse(text)
+        parsed = JSON.parse(text)
       } catch {}
+      const body = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? parsed : {}
       return { status: response.status, text, body }
     },
     catch: (cause) => new BenchError(`${method} ${url}: ${String(cause)}`)
@@ -167,18 +177,6 @@ export const expectStatus = (status: number, what: string) => (reply: Reply) =>
   reply.status === status ? Effect.succeed(reply) : fail(`${what}: HTTP ${reply.status} ${reply.text}`)
 
 // ---- CPU accounting from /proc -------------------------------------------------------------------
-
-/** CPU time (user + system, in clock ticks of 10 ms) used so far by some processes. */
-export const cpuTicks = (pids: ReadonlyArray<number>) =>
-  pids.reduce((sum, pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      return sum + Number(fields[11]) + Number(fields[12])
-    } catch {
-      return sum
-    }
-  }, 0)
 
 /**
  * CPU ticks of each thread of a process: "main" (the event loop), and the others by thread id (V8's

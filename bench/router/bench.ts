@@ -14,6 +14,7 @@ import { join } from "node:path"
 import type { ProjectId } from "@paas/core/Project"
 import { ProxyRouter } from "@paas/runtime-process"
 import * as Effect from "effect/Effect"
+import { cpuTicks, type WrkResult, wrk } from "../wrk.js"
 
 const arg = (name: string, fallback: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback
@@ -23,7 +24,6 @@ const CONNECTIONS = Number(arg("connections", "32"))
 const THREADS = Number(arg("threads", "2"))
 const NGINX_WORKERS = arg("nginx-workers", "1")
 const NGINX = "/usr/sbin/nginx"
-const WRK = "/usr/bin/wrk"
 const HOST = "app.user-app.localhost"
 
 const UPSTREAM = `
@@ -86,25 +86,6 @@ const waitForPort = (port: number) =>
     return yield* Effect.dieMessage(`nothing listens on ${port}`)
   })
 
-interface WrkResult {
-  readonly rps: number
-  readonly requests: number
-  readonly p99ms: number
-  readonly errors: string | null
-}
-
-// CPU time (user + system, in ticks of 10 ms) used so far by some processes, from /proc.
-const cpuTicks = (pids: ReadonlyArray<number>) =>
-  pids.reduce((sum, pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      return sum + Number(f[11]) + Number(f[12])
-    } catch {
-      return sum
-    }
-  }, 0)
-
 // The nginx master and its workers.
 const nginxPids = (master: number) => {
   const pids = [master]
@@ -118,33 +99,13 @@ const nginxPids = (master: number) => {
   return pids
 }
 
-const toMs = (value: string, unit: string) =>
-  unit === "us" ? Number(value) / 1000 : unit === "s" ? Number(value) * 1000 : Number(value)
-
-const wrk = (port: number, host = HOST) =>
-  Effect.async<WrkResult, Error>((resume) => {
-    const args = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", "-H", `Host: ${host}`]
-    const p = spawn(WRK, [...args, `http://127.0.0.1:${port}/`], { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    p.stdout.on("data", (c: Buffer) => (out += c.toString()))
-    p.stderr.on("data", (c: Buffer) => (out += c.toString()))
-    p.once("exit", () => {
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)
-      const requests = /(\d+) requests in/.exec(out)
-      const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)$/m.exec(out)
-      const errors = /Socket errors:.*|Non-2xx or 3xx responses: \d+/.exec(out)
-      if (rps === null || p99 === null) resume(Effect.fail(new Error(`cannot read wrk's output:\n${out}`)))
-      else
-        resume(
-          Effect.succeed({
-            rps: Number(rps[1]),
-            requests: Number(requests?.[1] ?? 0),
-            p99ms: toMs(p99[1]!, p99[2]!),
-            errors: errors?.[0] ?? null
-          })
-        )
-    })
-    return Effect.sync(() => p.kill("SIGKILL"))
+const load = (port: number, host = HOST) =>
+  wrk({
+    url: `http://127.0.0.1:${port}/`,
+    threads: THREADS,
+    connections: CONNECTIONS,
+    seconds: DURATION,
+    headers: { Host: host }
   })
 
 const nginxConf = (dir: string, port: number, upstream: number) => `
@@ -219,7 +180,7 @@ const main = Effect.gen(function* () {
   const measured = (port: number, pids: () => ReadonlyArray<number>) =>
     Effect.gen(function* () {
       const before = cpuTicks(pids())
-      const result = yield* wrk(port)
+      const result = yield* load(port)
       const ticks = cpuTicks(pids()) - before
       return { ...result, cpuUs: (ticks * 10_000) / Math.max(1, result.requests) } satisfies Measured
     })
@@ -229,8 +190,8 @@ const main = Effect.gen(function* () {
       `nginx worker_processes ${NGINX_WORKERS}, node ${process.version}`
   )
   // Warm both paths (JIT, connection pools) before measuring.
-  yield* Effect.all([wrk(router.port), wrk(nginxPort)])
-  const direct = yield* wrk(upstream)
+  yield* Effect.all([load(router.port), load(nginxPort)])
+  const direct = yield* load(upstream)
   console.log(`upstream direct       ${fmt(direct)}`)
 
   const ours: Array<Measured> = []

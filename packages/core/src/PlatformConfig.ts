@@ -19,7 +19,6 @@ export interface PlatformSettings {
   readonly publicUrl: string
   /** The account registered with this email becomes an admin. */
   readonly adminEmail: Option.Option<string>
-  readonly sessionTtl: Duration.Duration
   /** How long a session's account is trusted to exist before the store is asked again. */
   readonly accountRecheck: Duration.Duration
   readonly emailTokenTtl: Duration.Duration
@@ -47,7 +46,6 @@ export const defaults: PlatformSettings = {
   appUrlPort: 8000,
   publicUrl: "http://127.0.0.1:3000",
   adminEmail: Option.none(),
-  sessionTtl: Duration.hours(6),
   accountRecheck: Duration.seconds(5),
   emailTokenTtl: Duration.days(2),
   buildTimeout: Duration.minutes(15),

@@ -15,36 +15,19 @@ import { execa } from "execa"
 import * as GitRepoStore from "../src/GitRepoStore.js"
 import { GitSshServer } from "../src/GitSshServer.js"
 import {
-  account,
   collect,
   connectWithKey,
   execChannel,
-  Fixture,
+  PATH,
   pause,
-  project,
+  pushedProject,
   refsOf,
   remoteGit,
   serverLayer,
   statsUntil,
   url
 } from "./server.js"
-import { commit, initWorkTree, noise, sshCommand } from "./support.js"
-
-const PATH = { PATH: process.env.PATH ?? "/usr/bin:/bin" }
-
-/** An account with a project holding one pushed commit, and a working copy one commit ahead. */
-const pushedProject = (name: string) =>
-  Effect.gen(function* () {
-    const { dir } = yield* Fixture
-    const owner = yield* account(name)
-    const id = yield* project(owner.principal)
-    const work = yield* initWorkTree(join(dir, `${name}-work`))
-    yield* commit(work, { "a.txt": name })
-    const push = yield* remoteGit(work, owner.key, ["push", yield* url(id), "main"])
-    assert.strictEqual(push.exitCode, 0, push.stderr)
-    yield* commit(work, { "a.txt": `${name} again` })
-    return { owner, id, work }
-  })
+import { commit, noise, sshCommand } from "./support.js"
 
 const pkt = (text: string) => `${(Buffer.byteLength(text) + 4).toString(16).padStart(4, "0")}${text}`
 

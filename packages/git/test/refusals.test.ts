@@ -18,30 +18,15 @@ import {
   connectWithKey,
   execChannel,
   Fixture,
+  PATH,
   pause,
-  project,
+  pushedProject,
   refsOf,
   remoteGit,
   serverLayer,
   url
 } from "./server.js"
 import { commit, exec, initWorkTree, scratch, sshCommand, sshKey } from "./support.js"
-
-const PATH = { PATH: process.env.PATH ?? "/usr/bin:/bin" }
-
-/** An account with a project holding one pushed commit. */
-const pushedProject = (name: string) =>
-  Effect.gen(function* () {
-    const { dir } = yield* Fixture
-    const owner = yield* account(name)
-    const id = yield* project(owner.principal)
-    const work = yield* initWorkTree(join(dir, `${name}-work`))
-    yield* commit(work, { "a.txt": name })
-    const push = yield* remoteGit(work, owner.key, ["push", yield* url(id), "main"])
-    assert.strictEqual(push.exitCode, 0, push.stderr)
-    yield* commit(work, { "a.txt": `${name} again` })
-    return { owner, id, work }
-  })
 
 /** Runs `check` and asserts that it started no git process and left the refs of `id` as they were. */
 const unchanged = <A, E, R>(id: ProjectId, check: Effect.Effect<A, E, R>) =>

@@ -2,6 +2,7 @@
 // the client-side steps the server tests share.
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
+import { assert } from "@effect/vitest"
 import { Platform } from "@paas/core/Platform"
 import type { ProjectId } from "@paas/core/Project"
 import { type InMemoryMailer, TestPlatform } from "@paas/core/testing"
@@ -12,7 +13,7 @@ import * as Layer from "effect/Layer"
 import ssh2 from "ssh2"
 import * as GitRepoStore from "../src/GitRepoStore.js"
 import * as GitSshServer from "../src/GitSshServer.js"
-import { clientEnv, exec, gitSshEnv, scratch, signUp, sshKey } from "./support.js"
+import { clientEnv, commit, exec, gitSshEnv, initWorkTree, scratch, signUp, sshKey } from "./support.js"
 
 /** The scratch directory of a server under test. */
 export class Fixture extends Context.Tag("test/Fixture")<Fixture, { readonly dir: string }>() {}
@@ -164,4 +165,21 @@ export const statsUntil = (
       // Real time: tests run under TestClock, where Effect.sleep would never return.
       yield* pause(20)
     }
+  })
+
+/** The minimal environment for commands the tests run themselves. */
+export const PATH = { PATH: process.env.PATH ?? "/usr/bin:/bin" }
+
+/** An account with a project holding one pushed commit, and a working copy one commit ahead. */
+export const pushedProject = (name: string) =>
+  Effect.gen(function* () {
+    const { dir } = yield* Fixture
+    const owner = yield* account(name)
+    const id = yield* project(owner.principal)
+    const work = yield* initWorkTree(join(dir, `${name}-work`))
+    yield* commit(work, { "a.txt": name })
+    const push = yield* remoteGit(work, owner.key, ["push", yield* url(id), "main"])
+    assert.strictEqual(push.exitCode, 0, push.stderr)
+    yield* commit(work, { "a.txt": `${name} again` })
+    return { owner, id, work }
   })

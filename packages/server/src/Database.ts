@@ -34,8 +34,6 @@ import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import * as Cause from "effect/Cause"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -173,29 +171,6 @@ export const layer = (options: {
     onNone: () => layerPglite(options.dataDir),
     onSome: layerPostgres
   })
-
-/** `layer` from `DATABASE_URL` (unset or empty: embedded) and `PAAS_DATA_DIR` (default `./.paas`). */
-export const layerConfig: Layer.Layer<Database, DatabaseError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Config.all({
-    databaseUrl: Config.option(Config.redacted("DATABASE_URL")).pipe(
-      Config.map(Option.filter((url) => Redacted.value(url).trim() !== "")),
-      Config.validate({
-        message: "DATABASE_URL must be a postgres:// or postgresql:// URL",
-        validation: Option.match({ onNone: () => true, onSome: isPostgresUrl })
-      })
-    ),
-    dataDir: Config.string("PAAS_DATA_DIR").pipe(Config.withDefault("./.paas"))
-  }).pipe(Effect.map(layer))
-)
-
-function isPostgresUrl(url: Redacted.Redacted): boolean {
-  try {
-    const { protocol } = new URL(Redacted.value(url))
-    return protocol === "postgres:" || protocol === "postgresql:"
-  } catch {
-    return false
-  }
-}
 
 // host:port/database of a URL, for messages: never its password.
 function location(url: Redacted.Redacted): string {

@@ -11,13 +11,14 @@ import type * as HttpRouter from "@effect/platform/HttpRouter"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as PasswordAuth from "@paas/auth/PasswordAuth"
 import type { BuildId } from "@paas/core/Build"
 import { toPaasTechStatus } from "@paas/core/Deployment"
 import { type DeployResult, Platform } from "@paas/core/Platform"
 import { ProjectId } from "@paas/core/Project"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -433,4 +434,8 @@ export const layer = (
   )
 
 /** Default options: production cookies, no proxy in front, 6-hour sessions. */
-export const defaults: HttpOptions = { devMode: false, trustProxy: false, sessionTtl: Duration.hours(6) }
+export const defaults: HttpOptions = {
+  devMode: false,
+  trustProxy: false,
+  sessionTtl: PasswordAuth.defaultSessionTtl
+}

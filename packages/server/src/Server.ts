@@ -35,7 +35,6 @@ import * as ProcessPlatform from "@paas/runtime-process/ProcessPlatform"
 import * as ProcessRuntime from "@paas/runtime-process/ProcessRuntime"
 import * as ProxyRouter from "@paas/runtime-process/ProxyRouter"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -75,14 +74,17 @@ const persistence = (config: ServerConfig) =>
 
 const auth = (config: ServerConfig): Layer.Layer<AuthProvider, ServerStartError> =>
   Layer.unwrapEffect(
-    Option.match(config.jwtSecret, {
-      onSome: Effect.succeed,
-      onNone: () => SessionSecret.loadOrCreate(config.dataDir)
-    }).pipe(
-      Effect.map((secret) => PasswordAuth.layer({ secret, sessionTtl: Duration.hours(6) })),
-      Effect.mapError((e) => new ServerStartError({ message: `PAAS_JWT_SECRET: ${String(e)}`, cause: e }))
+    Effect.map(
+      Option.match(config.jwtSecret, {
+        onSome: Effect.succeed,
+        onNone: () => SessionSecret.loadOrCreate(config.dataDir)
+      }),
+      (secret) => PasswordAuth.layer({ secret })
     )
-  ).pipe(Layer.mapError((e) => (e._tag === "ServerStartError" ? e : startError("sessions")(e))))
+  ).pipe(
+    // A ConfigError (the secret file) names PAAS_JWT_SECRET in its text; a ValidationError in its message.
+    Layer.mapError((e) => startError("sessions")({ message: "message" in e ? e.message : String(e) }))
+  )
 
 const mailer = (config: ServerConfig): Layer.Layer<Mailer, ServerStartError> =>
   Option.match(config.smtpUrl, {
@@ -197,7 +199,7 @@ export const layer = (config: ServerConfig): Layer.Layer<ServerInfo, ServerStart
   const http = Http.layer({
     devMode: config.devMode,
     trustProxy: config.trustProxy,
-    sessionTtl: Duration.hours(6)
+    sessionTtl: PasswordAuth.defaultSessionTtl
   }).pipe(
     Layer.provide(
       NodeHttpServer.layer(createServer, { host: config.httpHost, port: config.httpPort }).pipe(

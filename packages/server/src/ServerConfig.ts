@@ -5,6 +5,7 @@
  * behind the in-process router, mails in the outbox.
  */
 import * as path from "node:path"
+import * as SessionSecret from "@paas/auth/SessionSecret"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -12,6 +13,7 @@ import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { isPostgresUrl } from "./internal/urls.js"
 
 /** Which runtime runs apps. */
 export type RuntimeKind = "process" | "docker"
@@ -113,15 +115,6 @@ const duration = (name: string, fallback: Duration.Duration) =>
     Config.withDefault(fallback)
   )
 
-const isPostgresUrl = (url: Redacted.Redacted) => {
-  try {
-    const { protocol } = new URL(Redacted.value(url))
-    return protocol === "postgres:" || protocol === "postgresql:"
-  } catch {
-    return false
-  }
-}
-
 const isSmtpUrl = (url: Redacted.Redacted) => {
   try {
     const { protocol, hostname } = new URL(Redacted.value(url))
@@ -187,8 +180,8 @@ export const config: Config.Config<ServerConfig> = Config.all({
   jwtSecret: secret("PAAS_JWT_SECRET").pipe(
     check(
       "PAAS_JWT_SECRET",
-      "must be at least 32 bytes long",
-      Option.match({ onNone: () => true, onSome: (s) => Buffer.byteLength(Redacted.value(s)) >= 32 })
+      `must be at least ${SessionSecret.minBytes} bytes long`,
+      Option.match({ onNone: () => true, onSome: SessionSecret.isStrongEnough })
     )
   ),
   adminEmail: nonEmpty("PAAS_ADMIN_EMAIL"),

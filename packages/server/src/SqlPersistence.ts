@@ -212,13 +212,25 @@ const splitDesired = (row: Readonly<Record<string, unknown>>) => ({
 
 // --- helpers ---------------------------------------------------------------------------------
 
+// One decoder per row schema, built on first use: the queries run on every request.
+const decoders = new WeakMap<
+  Schema.Schema.Any,
+  (rows: unknown) => Effect.Effect<ReadonlyArray<unknown>, ParseError>
+>()
+const decoderOf = <A, I>(row: Schema.Schema<A, I>) => {
+  let decode = decoders.get(row)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknown(Schema.Array(row))
+    decoders.set(row, decode)
+  }
+  return decode as (rows: unknown) => Effect.Effect<ReadonlyArray<A>, ParseError>
+}
+
 /** Decodes every row of a query into domain values. */
 const all =
   <A, I, B>(row: Schema.Schema<A, I>, to: (row: A) => B) =>
-  <E>(query: Effect.Effect<ReadonlyArray<unknown>, E>): Effect.Effect<ReadonlyArray<B>, E | ParseError> => {
-    const decode = Schema.decodeUnknown(Schema.Array(row))
-    return query.pipe(Effect.flatMap(decode), Effect.map(Arr.map(to)))
-  }
+  <E>(query: Effect.Effect<ReadonlyArray<unknown>, E>): Effect.Effect<ReadonlyArray<B>, E | ParseError> =>
+    query.pipe(Effect.flatMap(decoderOf(row)), Effect.map(Arr.map(to)))
 
 /** Decodes the first row of a query, if there is one. */
 const first =
@@ -621,7 +633,7 @@ export const make: Effect.Effect<Persistence["Type"], never, SqlClient.SqlClient
   })
 })
 
-/** The SQL store as a layer; provide a migrated client, e.g. `Database.layerConfig`. */
+/** The SQL store as a layer; provide a migrated client, e.g. `Database.layer`. */
 export const layer: Layer.Layer<Persistence, never, SqlClient.SqlClient> = Layer.effect(Persistence, make)
 
 // The columns a BuildUpdate changes: only the fields it has (null clears a field).

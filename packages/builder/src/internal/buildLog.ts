@@ -1,4 +1,6 @@
 // What the builders say about a build, shared by the local and the Docker builder.
+import { BuildFailed } from "@paas/core/Errors"
+import * as Effect from "effect/Effect"
 import type { Outcome } from "./process.js"
 import { show } from "./words.js"
 
@@ -37,4 +39,26 @@ export const describeOutcome = (argv: ReadonlyArray<string>, outcome: Outcome): 
         ? `${argv[0]}: command not found`
         : `could not start ${argv[0]}: ${outcome.reason}`
   }
+}
+
+/** An error's message, for a log line. */
+export const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+/**
+ * What one build says and how it fails: `say` logs a line (and keeps it for the tail), `failed`
+ * and `fail` make the BuildFailed carrying the last lines, `io` runs a promise whose rejection
+ * fails the build with `what` in front.
+ */
+export const buildRecorder = (log: (line: string) => Effect.Effect<void>) => {
+  const tail = new Tail()
+  const say = (line: string) =>
+    Effect.suspend(() => {
+      tail.push(line)
+      return log(line)
+    })
+  const failed = (message: string) => new BuildFailed({ message, logTail: tail.get() })
+  const fail = (message: string) => Effect.suspend(() => Effect.fail(failed(message)))
+  const io = <A>(what: string, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: (e) => failed(`${what}: ${errorText(e)}`) })
+  return { say, failed, fail, io }
 }

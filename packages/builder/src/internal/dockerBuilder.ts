@@ -13,7 +13,7 @@
 
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises"
 import { join, posix } from "node:path"
-import { BuildFailed } from "@paas/core/Errors"
+import type { BuildFailed } from "@paas/core/Errors"
 import type { BuildRequest, BuiltImage } from "@paas/core/ImageBuilder"
 import type { ProjectId } from "@paas/core/Project"
 import type Docker from "dockerode"
@@ -23,7 +23,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as DeploymentFile from "../DeploymentFile.js"
 import type { DockerBuilder, DockerBuilderSettings } from "../DockerBuilder.js"
-import { describeBytes, describeOutcome, Tail } from "./buildLog.js"
+import { buildRecorder, describeBytes, describeOutcome, errorText } from "./buildLog.js"
 import { detect } from "./detect.js"
 import {
   type ExtraFile,
@@ -61,8 +61,6 @@ export class SetupFailed extends Data.TaggedError("SetupFailed")<{
   readonly message: string
   readonly cause?: unknown
 }> {}
-
-const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 const repositoryOf = (tag: string) => {
   const colon = tag.lastIndexOf(":")
@@ -130,16 +128,7 @@ export const make = (settings: DockerBuilderSettings): Effect.Effect<DockerBuild
       request: BuildRequest,
       log: (line: string) => Effect.Effect<void>
     ): Effect.Effect<BuiltImage, BuildFailed> => {
-      const tail = new Tail()
-      const say = (line: string) =>
-        Effect.suspend(() => {
-          tail.push(line)
-          return log(line)
-        })
-      const failed = (message: string) => new BuildFailed({ message, logTail: tail.get() })
-      const fail = (message: string) => Effect.suspend(() => Effect.fail(failed(message)))
-      const io = <A>(what: string, f: () => Promise<A>) =>
-        Effect.tryPromise({ try: f, catch: (e) => failed(`${what}: ${errorText(e)}`) })
+      const { say, failed, fail, io } = buildRecorder(log)
 
       if (!UUID.test(request.projectId) || !UUID.test(request.buildId))
         return fail("the project and build ids must be UUIDs")

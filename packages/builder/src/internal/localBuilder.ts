@@ -9,7 +9,7 @@
 
 import { lstat, mkdir, readdir, readFile, realpath, rm, rmdir, stat } from "node:fs/promises"
 import { dirname, join, resolve, sep } from "node:path"
-import { BuildFailed } from "@paas/core/Errors"
+import type { BuildFailed } from "@paas/core/Errors"
 import type { BuildRequest, BuiltImage } from "@paas/core/ImageBuilder"
 import type { ProjectId } from "@paas/core/Project"
 import * as Data from "effect/Data"
@@ -18,7 +18,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as DeploymentFile from "../DeploymentFile.js"
 import type { LocalBuilder, LocalBuilderOptions } from "../LocalBuilder.js"
-import { describeBytes, describeOutcome, Tail } from "./buildLog.js"
+import { buildRecorder, describeBytes, describeOutcome, errorText } from "./buildLog.js"
 import { type AppPlan, detect, staticFolder } from "./detect.js"
 import { extract } from "./extract.js"
 import { run } from "./process.js"
@@ -105,23 +105,7 @@ export const make = (
       request: BuildRequest,
       log: (line: string) => Effect.Effect<void>
     ): Effect.Effect<BuiltImage, BuildFailed> => {
-      const tail = new Tail()
-      const say = (line: string) =>
-        Effect.suspend(() => {
-          tail.push(line)
-          return log(line)
-        })
-      const fail = (message: string) =>
-        Effect.suspend(() => Effect.fail(new BuildFailed({ message, logTail: tail.get() })))
-      const io = <A>(what: string, f: () => Promise<A>) =>
-        Effect.tryPromise({
-          try: f,
-          catch: (e) =>
-            new BuildFailed({
-              message: `${what}: ${e instanceof Error ? e.message : String(e)}`,
-              logTail: tail.get()
-            })
-        })
+      const { say, failed, fail, io } = buildRecorder(log)
 
       if (!UUID.test(request.projectId) || !UUID.test(request.buildId))
         return fail("the project and build ids must be UUIDs")
@@ -183,11 +167,7 @@ export const make = (
           const text = yield* readSmall("package.json")
           packageJson = yield* Effect.try({
             try: () => JSON.parse(text) as unknown,
-            catch: (e) =>
-              new BuildFailed({
-                message: `package.json is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
-                logTail: tail.get()
-              })
+            catch: (e) => failed(`package.json is not valid JSON: ${errorText(e)}`)
           })
         }
         const procfile = files.has("Procfile") ? yield* readSmall("Procfile") : undefined

@@ -108,7 +108,13 @@ export const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const releases = yield* store.releases.listByProject(projectId)
       const deployment = yield* store.deployments.findDesired(projectId)
-      const keep = new Set(releases.slice(0, settings.releasesKept).map((r) => r.image))
+      // The latest builds' images too: a build that finished while this deploy ran has an image
+      // but no release yet, and must not lose it.
+      const builds = yield* store.builds.listByProject(projectId, settings.releasesKept)
+      const keep = new Set([
+        ...releases.slice(0, settings.releasesKept).map((r) => r.image),
+        ...builds.flatMap((b) => (b.image === null ? [] : [b.image]))
+      ])
       if (Option.isSome(deployment) && deployment.value.release !== null)
         keep.add(deployment.value.release.image)
       yield* builder.prune(projectId, [...keep])

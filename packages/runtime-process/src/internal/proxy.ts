@@ -15,7 +15,7 @@ import type { Duplex } from "node:stream"
 import type { ProjectId } from "@paas/core/Project"
 import type { Route } from "@paas/core/Router"
 import type { Address } from "@paas/core/RuntimeDriver"
-import { type Exchange, type ResponseHandler, UpstreamPool } from "./upstream.js"
+import { type Exchange, RESPONSE_HOP_BY_HOP, type ResponseHandler, UpstreamPool } from "./upstream.js"
 
 /** The connection pool and counters of one upstream address. */
 interface Upstream {
@@ -54,16 +54,6 @@ const HOP_BY_HOP = new Set([
   "x-forwarded-proto",
   "x-forwarded-host",
   "host"
-])
-const HOP_BY_HOP_RESPONSE = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade"
 ])
 // Methods that can be sent again when a pooled connection turns out to be closed.
 const RETRYABLE = new Set(["GET", "HEAD", "OPTIONS"])
@@ -462,7 +452,7 @@ export class HttpProxy {
       let head = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`
       const raw = upRes.rawHeaders
       for (let i = 0; i < raw.length; i += 2)
-        if (!HOP_BY_HOP_RESPONSE.has(raw[i]!.toLowerCase())) head += `${raw[i]}: ${raw[i + 1]}\r\n`
+        if (!RESPONSE_HOP_BY_HOP.has(raw[i]!.toLowerCase())) head += `${raw[i]}: ${raw[i + 1]}\r\n`
       socket.write(`${head}Connection: close\r\n\r\n`)
       upRes.pipe(socket)
     })

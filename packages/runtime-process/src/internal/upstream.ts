@@ -48,7 +48,8 @@ const CRLFCRLF = Buffer.from("\r\n\r\n")
 const LAST_CHUNK = "0\r\n\r\n"
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/
 const HEX = /^[0-9a-fA-F]{1,12}$/
-const RESPONSE_HOP_BY_HOP = new Set([
+/** Response headers that concern one connection, never forwarded (RFC 9110 §7.6.1). */
+export const RESPONSE_HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -17,17 +17,23 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Http from "../../src/Http.js"
 
+/**
+ * The API's envelope as tests read it. `content` stays untyped on purpose: each test reads the
+ * fields of the route it calls (dozens of shapes), and a wrong read fails its assertion anyway.
+ */
+export interface Envelope {
+  readonly status?: string
+  readonly message?: string
+  // biome-ignore lint/suspicious/noExplicitAny: see above; the shapes are checked by the assertions
+  readonly content?: any
+}
+
 /** What a client saw. */
 export interface Reply {
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
   readonly cookies: ReadonlyArray<string>
-  readonly body: {
-    readonly status?: string
-    readonly message?: string
-    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever the server sent
-    readonly content?: any
-  }
+  readonly body: Envelope
   readonly text: string
 }
 

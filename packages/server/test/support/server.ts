@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { SMTPServer } from "smtp-server"
+import type { Envelope } from "./api.js"
 import { gitUser } from "./git.js"
 
 const bin = fileURLToPath(new URL("../../src/bin.ts", import.meta.url))
@@ -205,12 +206,11 @@ export const api = (
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
     })
     const text = await response.text()
-    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever the server sent
-    let body: any = {}
+    let body: Envelope = {}
     try {
-      body = JSON.parse(text)
+      body = JSON.parse(text) as Envelope
     } catch {
-      body = { text }
+      body = { message: text }
     }
     return { status: response.status, headers: response.headers, body }
   })
