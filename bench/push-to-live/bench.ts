@@ -82,6 +82,8 @@ const main = Effect.gen(function* () {
     `\npush to live, ${runtime} runtime, ${pushes} pushes: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, ` +
       `min ${sorted[0]!.toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms (goal p50 ≤ ${goalMs} ms: ${p50 <= goalMs ? "met" : "NOT met"})`
   )
+  // Deleting the project removes its app, images and repository (containers outlive the server).
+  yield* api(server, "DELETE", `/projects/${id}`, { token })
   yield* server.stop("SIGTERM")
 })
 

@@ -57,5 +57,8 @@ const main = Effect.gen(function* () {
     })
     console.log(`${(performance.now() - started).toFixed(0).padStart(5)} ms  push exited`)
   }
+  // Containers outlive the server: deleting the project removes the app and its images.
+  yield* api(server, "DELETE", `/projects/${id}`, { token })
+  yield* server.stop("SIGTERM")
 })
 await Effect.runPromise(Effect.scoped(main))
