@@ -9,6 +9,7 @@
 //
 // Every process, the database cluster and the temp directories are released by scope, on success,
 // on error and on SIGINT/SIGTERM; every wait is bounded.
+import { existsSync } from "node:fs"
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { createRequire } from "node:module"
 import { cpus, tmpdir } from "node:os"
@@ -68,7 +69,14 @@ const COUNT_STATEMENTS = arg("count-statements", "false") === "true"
 const HEADLINE: Variant = "jwt"
 const GOAL = 0.7
 
-const SERVER_BIN = join(root, "packages", "server", "src", "bin.ts")
+// Which server runs: `built` (packages/server/dist, as the Docker image and the published package
+// run it; `npm run build` first) or `source` (the TypeScript through tsx, as `npm start` runs it;
+// tsx keeps function names with a helper call on every closure it creates).
+const SERVER = arg("server", "built")
+const SERVER_BIN =
+  SERVER === "source"
+    ? join(root, "packages", "server", "src", "bin.ts")
+    : join(root, "packages", "server", "dist", "bin.js")
 const BARE = fileURLToPath(new URL("./bare.ts", import.meta.url))
 const TSX = createRequire(import.meta.url).resolve("tsx")
 const PASSWORD = "Bench-passw0rd!"
@@ -123,6 +131,10 @@ const fmt = (r: Measured) =>
 
 const main = Effect.gen(function* () {
   const started = Date.now()
+  if (SERVER !== "source" && SERVER !== "built")
+    return yield* fail(`--server is built or source, not ${SERVER}`)
+  if (SERVER === "built" && !existsSync(SERVER_BIN))
+    return yield* fail(`${SERVER_BIN} is missing: run \`npm run build\` first, or pass --server=source`)
   const scratch = yield* Effect.acquireRelease(
     Effect.promise(() => mkdtemp(join(tmpdir(), "paas-bench-api-"))),
     (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
@@ -142,9 +154,7 @@ const main = Effect.gen(function* () {
   const server = yield* spawnChild(
     process.execPath,
     [
-      "--conditions=source",
-      "--import",
-      TSX,
+      ...(SERVER === "source" ? ["--conditions=source", "--import", TSX] : []),
       ...(profiling ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
       SERVER_BIN
     ],

@@ -247,6 +247,9 @@ const TokenPath = Schema.Struct({
   token: Schema.UUID.annotations({ message: () => "token must be a UUID" })
 })
 
+/** An HTML page (the ones account emails link to). */
+const Page = HttpApiSchema.Text({ contentType: "text/html" })
+
 // --- routes ----------------------------------------------------------------------------------
 
 /** Public: liveness. */
@@ -271,6 +274,13 @@ export class AuthGroup extends HttpApiGroup.make("auth")
       .addError(Invalid)
   )
   .add(
+    HttpApiEndpoint.get("confirmPage", "/auth/confirm/:token")
+      .setPath(TokenPath)
+      .addSuccess(Page)
+      .addError(Invalid)
+      .annotate(OpenApi.Description, "The page the confirmation email links to; its button sends the POST.")
+  )
+  .add(
     HttpApiEndpoint.post("login", "/auth/login")
       .setPayload(Schema.Struct({ email: Schema.String, password: Schema.String }))
       .addSuccess(ok(Schema.Struct({ accessToken: Schema.String })), { status: 201 })
@@ -290,6 +300,13 @@ export class AuthGroup extends HttpApiGroup.make("auth")
       .setPayload(Schema.Struct({ password: Schema.String, passwordVerification: Schema.String }))
       .addSuccess(Ok, { status: 201 })
       .addError(Invalid)
+  )
+  .add(
+    HttpApiEndpoint.get("resetPasswordPage", "/auth/password/reset/:token")
+      .setPath(TokenPath)
+      .addSuccess(Page)
+      .addError(Invalid)
+      .annotate(OpenApi.Description, "The page the reset email links to; its form sends the POST.")
   )
   .add(HttpApiEndpoint.post("logout", "/auth/logout").addSuccess(Ok).middleware(Authentication)) {}
 

@@ -27,6 +27,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Api from "./Api.js"
 import * as Envelope from "./internal/envelope.js"
+import * as Pages from "./internal/pages.js"
 import * as Views from "./internal/views.js"
 
 /** How the API behaves. */
@@ -107,6 +108,7 @@ const AuthLive = HttpApiBuilder.group(Api.Api, "auth", (handlers) =>
           Effect.as({ status: "OK" as const, message: "email confirmed: you can log in" })
         )
       )
+      .handle("confirmPage", () => Effect.succeed(Pages.confirmEmail()))
       .handle("login", ({ payload, request }) =>
         Effect.gen(function* () {
           const login = yield* platform
@@ -147,6 +149,7 @@ const AuthLive = HttpApiBuilder.group(Api.Api, "auth", (handlers) =>
           message: "if an account has this email address, a link to reset its password was sent to it"
         })
       )
+      .handle("resetPasswordPage", () => Effect.succeed(Pages.resetPassword()))
       .handle("resetPassword", ({ path, payload }) =>
         Effect.gen(function* () {
           if (payload.password !== payload.passwordVerification)

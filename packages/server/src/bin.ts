@@ -5,6 +5,7 @@
  * code 2; a part that cannot start prints one line and exits with 1; SIGTERM or SIGINT stops
  * accepting, lets in-flight requests finish, closes the database and exits with 0.
  */
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -49,7 +50,10 @@ const main = Effect.gen(function* () {
     Logger.withMinimumLogLevel(config.devMode ? LogLevel.Debug : LogLevel.Info),
     // Nothing exports traces, and a span per SQL query and request costs about a third of a
     // simple request's time: off. An embedding product with a tracer turns it back on.
-    Effect.withTracerEnabled(false)
+    // The HTTP server's own tracing middleware still parses the URL and redacts the headers of
+    // every request for a span nobody records: off with it.
+    Effect.withTracerEnabled(false),
+    HttpMiddleware.withTracerDisabledWhenEffect(() => true)
   )
 })
 

@@ -202,6 +202,39 @@ describe("HTTP API: protocol and accounts", () => {
       })
     )
 
+    it.effect("the links in account emails open pages that spend nothing until their button is pressed", () =>
+      Effect.gen(function* () {
+        yield* send("POST", "/auth/register", {
+          body: { username: "dana", email: "dana@example.com", password }
+        })
+        const outbox = yield* InMemoryMailer.Outbox
+        const confirmToken = InMemoryMailer.tokenIn((yield* outbox.latestTo("dana@example.com"))!.text)!
+        const opened = yield* send("GET", `/auth/confirm/${confirmToken}`)
+        assert.strictEqual(opened.status, 200)
+        assert.match(opened.headers["content-type"] ?? "", /^text\/html/)
+        assert.include(opened.text, "Confirm my email")
+        assert.notInclude(opened.text, confirmToken, "the page does not repeat the token")
+        assert.strictEqual(opened.headers["cache-control"], "no-store")
+        assert.strictEqual(opened.headers["referrer-policy"], "no-referrer")
+        assert.include(opened.headers["content-security-policy"] ?? "", "default-src 'none'")
+        // Opening the page twice (a link scanner, then the person) still leaves the token to spend.
+        yield* send("GET", `/auth/confirm/${confirmToken}`)
+        assert.strictEqual((yield* send("POST", `/auth/confirm/${confirmToken}`)).status, 201)
+        assert.strictEqual((yield* send("GET", "/auth/confirm/not-a-uuid")).status, 400)
+
+        yield* send("POST", "/auth/password/request", { body: { email: "dana@example.com" } })
+        const resetToken = InMemoryMailer.tokenIn((yield* outbox.latestTo("dana@example.com"))!.text)!
+        const form = yield* send("GET", `/auth/password/reset/${resetToken}`)
+        assert.strictEqual(form.status, 200)
+        assert.include(form.text, 'name="passwordVerification"')
+        const newPassword = "Y3t-another-secret"
+        const reset = yield* send("POST", `/auth/password/reset/${resetToken}`, {
+          body: { password: newPassword, passwordVerification: newPassword }
+        })
+        assert.strictEqual(reset.status, 201)
+      })
+    )
+
     it.effect("login before confirming is refused; a wrong password is refused alike", () =>
       Effect.gen(function* () {
         yield* send("POST", "/auth/register", {

@@ -80,7 +80,6 @@ const tooLarge = () =>
 // not JSON into a defect (500), and read bodies of any size.
 const checkBody = (request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function* () {
-    if (request.method === "GET" || request.method === "HEAD" || !hasBody(request)) return Option.none()
     const length = Number(request.headers["content-length"] ?? "0")
     if (length > maxBodyBytes) return Option.some(tooLarge())
     if (!isJson(request.headers["content-type"]))
@@ -137,12 +136,14 @@ const isTagged =
 export const middleware =
   (routes: ReadonlyArray<RouteShape>) =>
   (app: HttpApp.Default): HttpApp.Default =>
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const refused = yield* checkBody(request)
-      if (Option.isSome(refused)) return refused.value
-      return yield* app
-    }).pipe(
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      // Most requests carry no body: straight on to the API, without a step per request.
+      request.method === "GET" || request.method === "HEAD" || !hasBody(request)
+        ? app
+        : Effect.flatMap(checkBody(request), (refused) =>
+            Option.isSome(refused) ? Effect.succeed(refused.value) : app
+          )
+    ).pipe(
       Effect.catchIf(isTagged("HttpApiDecodeError"), (error) => {
         const issues = (error as unknown as { readonly issues: ReadonlyArray<DecodeIssue> }).issues
         const { field, message } = describeIssue(issues[0])
