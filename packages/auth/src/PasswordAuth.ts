@@ -3,6 +3,7 @@
  * sessions are HS256 JWTs (`sub` = user id, `adm` = admin flag) and public keys are checked by
  * `SshPublicKey`. Token expiry is judged by Effect's Clock, so tests move time with TestClock.
  */
+import { randomUUID } from "node:crypto"
 import { type Options as Argon2Options, hash, verify } from "@node-rs/argon2"
 import { AuthProvider, type Session } from "@paas/core/AuthProvider"
 import { AuthenticationError, ValidationError } from "@paas/core/Errors"
@@ -135,6 +136,8 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
               new SignJWT({ adm: principal.isAdmin })
                 .setProtectedHeader({ alg: "HS256", typ: "JWT" })
                 .setSubject(principal.userId)
+                // Two logins in the same second must not share a token: ending one ends only it.
+                .setJti(randomUUID())
                 .setIssuedAt(issuedAt)
                 .setExpirationTime(expiresAt)
                 .sign(key),
@@ -152,7 +155,10 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
           const known = verified.get(token)
           if (known !== undefined)
             return known.exp * 1000 > now
-              ? Effect.succeed(new Principal({ userId: known.sub, isAdmin: known.adm }, true))
+              ? Effect.succeed({
+                  principal: new Principal({ userId: known.sub, isAdmin: known.adm }, true),
+                  expiresAt: new Date(known.exp * 1000)
+                })
               : Effect.zipRight(
                   Effect.sync(() => verified.delete(token)),
                   Effect.fail(expiredToken)
@@ -169,10 +175,12 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
             Effect.flatMap(({ payload }) =>
               Effect.map(decodeClaims(payload), (claims) => {
                 remember(token, { sub: claims.sub, adm: claims.adm, exp: payload.exp! })
-                return claims
+                return {
+                  principal: new Principal({ userId: claims.sub, isAdmin: claims.adm }),
+                  expiresAt: new Date(payload.exp! * 1000)
+                }
               })
             ),
-            Effect.map(({ sub, adm }) => new Principal({ userId: sub, isAdmin: adm })),
             Effect.catchAll((cause) =>
               Effect.zipRight(
                 Effect.logDebug("session token refused", (cause as { code?: string }).code ?? String(cause)),

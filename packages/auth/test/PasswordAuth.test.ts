@@ -89,15 +89,25 @@ it.layer(PasswordAuth.layer({ secret }))("PasswordAuth", (it) => {
           alg: "HS256",
           typ: "JWT"
         })
-        assert.deepStrictEqual(JSON.parse(Buffer.from(payload, "base64url").toString()), {
+        const { jti, ...claims } = JSON.parse(Buffer.from(payload, "base64url").toString())
+        assert.deepStrictEqual(claims, {
           adm: true,
           sub: root.userId,
           iat: start / 1000,
           exp: start / 1000 + 6 * 3600
         })
-        const principal = yield* auth.verifySession(session.token)
-        assert.deepStrictEqual(principal, root)
-        assert.deepStrictEqual(yield* auth.verifySession((yield* auth.issueSession(alice)).token), alice)
+        assert.match(jti, /^[0-9a-f-]{36}$/, "a token id, so two sessions are never one token")
+        const verified = yield* auth.verifySession(session.token)
+        assert.deepStrictEqual(verified, { principal: root, expiresAt: session.expiresAt })
+        assert.deepStrictEqual(
+          (yield* auth.verifySession((yield* auth.issueSession(alice)).token)).principal,
+          alice
+        )
+        // Issued in the same instant, for the same account: still two sessions.
+        assert.notStrictEqual(
+          (yield* auth.issueSession(alice)).token,
+          (yield* auth.issueSession(alice)).token
+        )
       })
     )
 
@@ -107,7 +117,7 @@ it.layer(PasswordAuth.layer({ secret }))("PasswordAuth", (it) => {
         const auth = yield* AuthProvider
         const { token } = yield* auth.issueSession(alice)
         yield* TestClock.adjust(Duration.subtract(Duration.hours(6), Duration.seconds(1)))
-        assert.deepStrictEqual(yield* auth.verifySession(token), alice)
+        assert.deepStrictEqual((yield* auth.verifySession(token)).principal, alice)
         yield* TestClock.adjust(Duration.seconds(1))
         const error = yield* refused(token)
         assert.strictEqual(error.reason, "expired-token")
@@ -164,7 +174,7 @@ it.layer(PasswordAuth.layer({ secret }))("PasswordAuth", (it) => {
         )
         assert.strictEqual((yield* refused(yield* signed({ sub: alice.userId }))).reason, "invalid-token")
         assert.deepStrictEqual(
-          yield* auth.verifySession(yield* signed({ sub: alice.userId, adm: false })),
+          (yield* auth.verifySession(yield* signed({ sub: alice.userId, adm: false }))).principal,
           alice
         )
 
@@ -209,7 +219,7 @@ describe("PasswordAuth options", () => {
       const session = yield* auth.issueSession(alice)
       assert.strictEqual(session.expiresAt.getTime(), start + 15 * 60_000)
       yield* TestClock.adjust("14 minutes")
-      assert.deepStrictEqual(yield* auth.verifySession(session.token), alice)
+      assert.deepStrictEqual((yield* auth.verifySession(session.token)).principal, alice)
       yield* TestClock.adjust("1 minute")
       assert.strictEqual((yield* Effect.flip(auth.verifySession(session.token))).reason, "expired-token")
     })

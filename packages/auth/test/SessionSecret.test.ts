@@ -115,7 +115,7 @@ describe("SessionSecret", () => {
         Effect.provide(layer),
         withEnv({})
       )
-      assert.deepStrictEqual(verified, principal)
+      assert.deepStrictEqual(verified.principal, principal)
     })
   )
 })

@@ -17,15 +17,25 @@ export interface Session {
   readonly expiresAt: Date
 }
 
+/** A session token that checked out: whose it is, and until when it is valid. */
+export interface VerifiedSession {
+  readonly principal: Principal
+  readonly expiresAt: Date
+}
+
 /** Hashes and checks passwords, signs and checks sessions, parses SSH public keys. */
 export class AuthProvider extends Context.Tag("@paas/core/AuthProvider")<
   AuthProvider,
   {
     readonly hashPassword: (password: Redacted.Redacted<string>) => Effect.Effect<string>
     readonly verifyPassword: (hash: string, password: Redacted.Redacted<string>) => Effect.Effect<boolean>
+    /** Signs a new session; two sessions are never the same token, even issued in the same instant. */
     readonly issueSession: (principal: Principal) => Effect.Effect<Session>
-    /** Checks the signature and expiry; the Platform then checks the account still exists. */
-    readonly verifySession: (token: string) => Effect.Effect<Principal, AuthenticationError>
+    /**
+     * Checks the signature and expiry; the Platform then checks that the account still exists and
+     * that the session was not ended (logout).
+     */
+    readonly verifySession: (token: string) => Effect.Effect<VerifiedSession, AuthenticationError>
     /** Parses an OpenSSH public key line; fails on a private key, a bad blob or a type mismatch. */
     readonly parsePublicKey: (line: string) => Effect.Effect<ParsedPublicKey, ValidationError>
   }

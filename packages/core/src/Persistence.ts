@@ -63,6 +63,13 @@ export class Persistence extends Context.Tag("@paas/core/Persistence")<
       /** Spends a token: returns its user once, if it exists and has not expired at `now`. */
       readonly consume: (kind: TokenKind, token: string, now: Date) => Effect.Effect<Option.Option<UserId>>
     }
+    /** Sessions ended before their expiry (logout), by a digest of their token, never the token. */
+    readonly endedSessions: {
+      /** Records an ended session until `expiresAt`; forgets the records that expired before `now`. */
+      readonly add: (digest: string, userId: UserId, expiresAt: Date, now: Date) => Effect.Effect<void>
+      /** Whether the session with this digest was ended (and has not expired at `now`). */
+      readonly has: (digest: string, now: Date) => Effect.Effect<boolean>
+    }
     readonly keys: {
       /** Fails with Conflict when any account already registered the fingerprint. */
       readonly insert: (key: SshKey) => Effect.Effect<SshKey, Conflict>

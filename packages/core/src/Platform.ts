@@ -89,8 +89,13 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
       readonly password: Redacted.Redacted<string>
       readonly client: string
     }) => Effect.Effect<LoginResult, AuthenticationError | RateLimited>
-    /** A session token to the principal it stands for; fails if the account is gone. */
+    /** A session token to the principal it stands for; fails if the account is gone or the session ended. */
     readonly authenticate: (token: string) => Effect.Effect<Principal, AuthenticationError>
+    /**
+     * Ends the session `token` stands for, before it expires: it is refused from then on. A token
+     * that is not a valid session of `principal` is left alone.
+     */
+    readonly logout: (principal: Principal, token: string) => Effect.Effect<void>
     /** Always succeeds from the caller's point of view, whether or not the email exists. */
     readonly requestPasswordReset: (email: string) => Effect.Effect<void>
     readonly resetPassword: (

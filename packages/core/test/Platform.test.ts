@@ -5,7 +5,9 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import { Persistence } from "../src/Persistence.js"
+import * as PlatformModule from "../src/Platform.js"
 import { Platform } from "../src/Platform.js"
 import { Reconciler } from "../src/Reconciler.js"
 import { RepoStore } from "../src/RepoStore.js"
@@ -472,6 +474,43 @@ describe("Platform failures", () => {
         assert.strictEqual(error._tag, "AuthenticationError")
       })
     )
+  )
+})
+
+describe("Platform sessions", () => {
+  it.scoped(
+    "logout ends one session at once here, and on another server sharing the store within accountRecheck",
+    () =>
+      withPlatform(
+        Effect.gen(function* () {
+          const platform = yield* Platform
+          // A second server process on the same database and secret.
+          const other = yield* PlatformModule.make
+          const { principal, token } = yield* signUp("ivy")
+          const second = yield* platform.login({
+            email: "ivy@example.com",
+            password: Redacted.make(password),
+            client: "127.0.0.1"
+          })
+          yield* other.authenticate(token)
+          // Another account's session is not this principal's to end.
+          const { token: strangerToken } = yield* signUp("sam")
+          yield* platform.logout(principal, strangerToken)
+          yield* platform.authenticate(strangerToken)
+
+          yield* platform.logout(principal, token)
+          const refused = yield* Effect.flip(platform.authenticate(token))
+          assert.strictEqual(refused.reason, "invalid-token")
+          assert.include(refused.message, "ended")
+          // The other server checked this session a moment ago; it asks the store again once
+          // accountRecheck has passed.
+          yield* other.authenticate(token)
+          yield* TestClock.adjust("5 seconds")
+          assert.strictEqual((yield* Effect.flip(other.authenticate(token)))._tag, "AuthenticationError")
+          assert.deepStrictEqual(yield* platform.authenticate(second.token), principal)
+          assert.deepStrictEqual(yield* other.authenticate(second.token), principal)
+        })
+      )
   )
 })
 

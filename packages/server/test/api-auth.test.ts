@@ -289,9 +289,11 @@ describe("HTTP API: protocol and accounts", () => {
       })
     )
 
-    it.effect("logout clears the cookie", () =>
+    it.effect("logout clears the cookie and ends that session, and only that one", () =>
       Effect.gen(function* () {
         const user = yield* account()
+        const other = yield* send("POST", "/auth/login", { body: { email: user.email, password } })
+        const otherToken: string = other.body.content.accessToken
         const reply = yield* send("POST", "/auth/logout", { token: user.token })
         assert.strictEqual(reply.status, 200)
         assert.deepStrictEqual(reply.body.status, "OK")
@@ -299,6 +301,22 @@ describe("HTTP API: protocol and accounts", () => {
         assert.isDefined(cleared)
         assert.match(cleared!, /^access=;/)
         assert.match(cleared!, /Max-Age=0/i)
+        // A copy of the token kept by the client (or stolen) no longer opens anything.
+        const after = yield* send("GET", "/users/my", { token: user.token })
+        assert.strictEqual(after.status, 401)
+        assert.strictEqual((yield* send("POST", "/auth/logout", { token: user.token })).status, 401)
+        // The account's other session (another device) goes on.
+        assert.strictEqual((yield* send("GET", "/users/my", { token: otherToken })).status, 200)
+        // The cookie ends its session the same way.
+        const cookieLogout = yield* send("POST", "/auth/logout", { cookie: `access=${otherToken}` })
+        assert.strictEqual(cookieLogout.status, 200)
+        assert.strictEqual((yield* send("GET", "/users/my", { token: otherToken })).status, 401)
+        // Logging in again gives a session that works.
+        const again = yield* send("POST", "/auth/login", { body: { email: user.email, password } })
+        assert.strictEqual(
+          (yield* send("GET", "/users/my", { token: again.body.content.accessToken })).status,
+          200
+        )
       })
     )
 

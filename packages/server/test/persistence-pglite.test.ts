@@ -40,7 +40,7 @@ describe("the embedded database", () => {
           }>`SELECT migration_id FROM effect_sql_migrations`
           assert.deepStrictEqual(
             migrations.map((m) => m.migration_id),
-            [1]
+            [1, 2]
           )
 
           const second = yield* Effect.flip(Layer.build(Database.layerPglite(dataDir)))

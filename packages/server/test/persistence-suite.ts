@@ -323,6 +323,41 @@ export const persistenceSuite = (
       )
     })
 
+    describe("ended sessions", () => {
+      it.effect("are known until they expire; adding one twice is harmless", () =>
+        Effect.gen(function* () {
+          const { store, user } = yield* owner
+          const digest = `d${token()}`
+          assert.isFalse(yield* store.endedSessions.has(digest, at()))
+          yield* store.endedSessions.add(digest, user.id, at(60_000), at())
+          yield* store.endedSessions.add(digest, user.id, at(60_000), at())
+          assert.isTrue(yield* store.endedSessions.has(digest, at()))
+          assert.isTrue(yield* store.endedSessions.has(digest, at(59_999)))
+          assert.isFalse(yield* store.endedSessions.has(digest, at(60_000)))
+          assert.isFalse(yield* store.endedSessions.has(`d${token()}`, at()))
+        })
+      )
+
+      it.effect(
+        "go with their account, and are not recorded for an unknown account or an expired session",
+        () =>
+          Effect.gen(function* () {
+            const { store, user } = yield* owner
+            const digest = `d${token()}`
+            yield* store.endedSessions.add(digest, user.id, at(60_000), at())
+            yield* store.users.delete(user.id)
+            assert.isFalse(yield* store.endedSessions.has(digest, at()))
+            const stranger = `d${token()}`
+            yield* store.endedSessions.add(stranger, UserId.make(randomUUID()), at(60_000), at())
+            assert.isFalse(yield* store.endedSessions.has(stranger, at()))
+            const { user: other } = yield* owner
+            const expired = `d${token()}`
+            yield* store.endedSessions.add(expired, other.id, at(1000), at(1000))
+            assert.isFalse(yield* store.endedSessions.has(expired, at()))
+          })
+      )
+    })
+
     describe("ssh keys", () => {
       it.effect("inserts, finds, lists and deletes keys", () =>
         Effect.gen(function* () {

@@ -1,6 +1,6 @@
 // The Platform's use cases. Authorisation is decided in `owned`: the owner or an admin may act; to
 // anyone else a resource answers NotFound, exactly as a missing one does.
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -40,6 +40,16 @@ const LOG_FLUSH_LINES = 100
 const LOG_TAIL_LINES = 20
 // Accounts whose existence was checked recently, for `authenticate` (bounded, oldest first out).
 const KNOWN_ACCOUNTS = 10_000
+// Sessions recently found not ended, by digest, for `authenticate` (bounded, oldest first out).
+const KNOWN_SESSIONS = 10_000
+
+/** What the store keeps of an ended session: a digest, so that its rows are no credentials. */
+const sessionDigest = (token: string) => createHash("sha256").update(token).digest("base64url")
+
+const sessionEnded = new AuthenticationError({
+  reason: "invalid-token",
+  message: "the session has ended"
+})
 
 const invalidCredentials = new AuthenticationError({
   reason: "invalid-credentials",
@@ -58,6 +68,7 @@ export const make = Effect.gen(function* () {
   const settings = yield* PlatformConfig
   const buildSlots = yield* Effect.makeSemaphore(settings.buildConcurrency)
   const accounts = new Map<UserId, { readonly principal: Principal; readonly checkedAt: number }>()
+  const liveSessions = new Map<string, number>()
   // Per project, the build waiting for a slot, so that a newer push can supersede it.
   const waiting = new Map<
     ProjectId,
@@ -339,13 +350,27 @@ export const make = Effect.gen(function* () {
 
     authenticate: (token) =>
       Effect.gen(function* () {
-        const claimed = yield* auth.verifySession(token)
+        const { principal: claimed } = yield* auth.verifySession(token)
+        const at = yield* Clock.currentTimeMillis
+        const recheck = Duration.toMillis(settings.accountRecheck)
+        // The session may have been ended (logout), here or by another server on the same store:
+        // ask the store at most once per accountRecheck for each session (a logout here forgets
+        // it at once).
+        const digest = sessionDigest(token)
+        const live = liveSessions.get(digest)
+        if (live === undefined || at - live >= recheck) {
+          if (yield* store.endedSessions.has(digest, new Date(at))) {
+            liveSessions.delete(digest)
+            return yield* sessionEnded
+          }
+          liveSessions.delete(digest)
+          if (liveSessions.size >= KNOWN_SESSIONS) liveSessions.delete(liveSessions.keys().next().value!)
+          liveSessions.set(digest, at)
+        }
         // The account may have been deleted since the token was issued: ask the store, at most
         // once per accountRecheck for each account (a deletion here forgets it at once).
-        const at = yield* Clock.currentTimeMillis
         const known = accounts.get(claimed.userId)
-        if (known !== undefined && at - known.checkedAt < Duration.toMillis(settings.accountRecheck))
-          return known.principal
+        if (known !== undefined && at - known.checkedAt < recheck) return known.principal
         const user = yield* store.users.findById(claimed.userId)
         if (Option.isNone(user)) {
           accounts.delete(claimed.userId)
@@ -358,6 +383,15 @@ export const make = Effect.gen(function* () {
         if (accounts.size >= KNOWN_ACCOUNTS) accounts.delete(accounts.keys().next().value!)
         accounts.set(principal.userId, { principal, checkedAt: at })
         return principal
+      }),
+
+    logout: (principal, token) =>
+      Effect.gen(function* () {
+        const session = yield* Effect.option(auth.verifySession(token))
+        if (Option.isNone(session) || session.value.principal.userId !== principal.userId) return
+        const digest = sessionDigest(token)
+        yield* store.endedSessions.add(digest, principal.userId, session.value.expiresAt, yield* now)
+        liveSessions.delete(digest)
       }),
 
     requestPasswordReset: (email) =>

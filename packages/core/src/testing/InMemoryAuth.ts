@@ -14,7 +14,9 @@ import { AuthenticationError } from "../Errors.js"
 import * as SshKeyLine from "../internal/sshKeyLine.js"
 import { Principal, UserId } from "../User.js"
 
-const Claims = Schema.parseJson(Schema.Struct({ sub: UserId, adm: Schema.Boolean, exp: Schema.Number }))
+const Claims = Schema.parseJson(
+  Schema.Struct({ sub: UserId, adm: Schema.Boolean, exp: Schema.Number, jti: Schema.String })
+)
 const decodeClaims = Schema.decodeUnknownOption(Claims)
 
 const digest = (salt: string, password: string) =>
@@ -49,7 +51,12 @@ export const make = (options: { readonly sessionTtl?: Duration.DurationInput } =
         Effect.map(Clock.currentTimeMillis, (now) => {
           const exp = now + ttl
           const payload = Buffer.from(
-            JSON.stringify({ sub: principal.userId, adm: principal.isAdmin, exp })
+            JSON.stringify({
+              sub: principal.userId,
+              adm: principal.isAdmin,
+              exp,
+              jti: randomBytes(9).toString("base64url")
+            })
           ).toString("base64url")
           return { token: `${payload}.${sign(payload)}`, expiresAt: new Date(exp) }
         }),
@@ -67,7 +74,10 @@ export const make = (options: { readonly sessionTtl?: Duration.DurationInput } =
             return Effect.fail(
               new AuthenticationError({ reason: "expired-token", message: "the session has expired" })
             )
-          return Effect.succeed(new Principal({ userId: claims.value.sub, isAdmin: claims.value.adm }))
+          return Effect.succeed({
+            principal: new Principal({ userId: claims.value.sub, isAdmin: claims.value.adm }),
+            expiresAt: new Date(claims.value.exp)
+          })
         }),
       parsePublicKey: SshKeyLine.parse
     })

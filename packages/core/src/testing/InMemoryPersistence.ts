@@ -18,6 +18,7 @@ import { User, type UserId } from "../User.js"
 export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
   const users = new Map<UserId, { user: User; passwordHash: string }>()
   const tokens = new Map<string, { kind: TokenKind; userId: UserId; expiresAt: Date }>()
+  const endedSessions = new Map<string, { userId: UserId; expiresAt: Date }>()
   const keys = new Map<string, SshKey>()
   const projects = new Map<ProjectId, Project>()
   const builds = new Map<string, Build>()
@@ -82,6 +83,7 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
         Effect.suspend(() => {
           if (!users.delete(id)) return notFound("user", id)
           for (const [k, t] of tokens) if (t.userId === id) tokens.delete(k)
+          for (const [k, e] of endedSessions) if (e.userId === id) endedSessions.delete(k)
           for (const [k, key] of keys) if (key.userId === id) keys.delete(k)
           for (const p of [...projects.values()]) if (p.ownerId === id) deleteProject(p.id)
           return Effect.void
@@ -100,6 +102,17 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
           tokens.delete(token)
           return t.expiresAt.getTime() > now.getTime() ? Option.some(t.userId) : Option.none()
         })
+    },
+    endedSessions: {
+      add: (digest, userId, expiresAt, now) =>
+        Effect.sync(() => {
+          if (!users.has(userId)) return
+          for (const [k, e] of endedSessions)
+            if (e.expiresAt.getTime() <= now.getTime()) endedSessions.delete(k)
+          if (expiresAt.getTime() > now.getTime()) endedSessions.set(digest, { userId, expiresAt })
+        }),
+      has: (digest, now) =>
+        Effect.sync(() => (endedSessions.get(digest)?.expiresAt.getTime() ?? 0) > now.getTime())
     },
     keys: {
       insert: (key) =>
