@@ -2,14 +2,17 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import { ImageBuilder } from "../src/ImageBuilder.js"
 import { Persistence } from "../src/Persistence.js"
 import * as PlatformModule from "../src/Platform.js"
 import { Platform } from "../src/Platform.js"
 import { Reconciler } from "../src/Reconciler.js"
+import { RunSettings } from "../src/Release.js"
 import { RepoStore } from "../src/RepoStore.js"
 import { Router } from "../src/Router.js"
 import {
@@ -472,6 +475,39 @@ describe("Platform failures", () => {
         assert.lengthOf(yield* platform.listSshKeys(admin.principal), 0)
         const error = yield* Effect.flip(platform.authenticate((yield* Effect.succeed(principal)) && "x"))
         assert.strictEqual(error._tag, "AuthenticationError")
+      })
+    )
+  )
+})
+
+describe("Platform deploys", () => {
+  it.scoped("says so in the push output when paas.yaml asks for replicas this version does not start", () =>
+    Effect.provide(
+      Effect.gen(function* () {
+        const platform = yield* Platform
+        const { principal } = yield* signUp("rex")
+        const project = yield* platform.createProject(principal, { name: "app" })
+        const { result, lines } = yield* push(principal, project.id, { v: "1" })
+        assert.strictEqual(result._tag, "Deployed")
+        assert.isTrue(
+          lines.some((line) => line.includes("run.replicas is 3")),
+          lines.join("\n")
+        )
+      }),
+      TestPlatform.layer({
+        builder: Layer.effect(
+          ImageBuilder,
+          Effect.map(ImageBuilder, (inner) =>
+            ImageBuilder.of({
+              ...inner,
+              build: (request, log) =>
+                Effect.map(inner.build(request, log), (built) => ({
+                  ...built,
+                  run: new RunSettings({ ...RunSettings.defaults, replicas: 3 })
+                }))
+            })
+          )
+        ).pipe(Layer.provide(InMemoryImageBuilder.layer))
       })
     )
   )

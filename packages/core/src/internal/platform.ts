@@ -555,6 +555,10 @@ export const make = Effect.gen(function* () {
           `Deploy ${update.after.slice(0, 12)}`
         )
         yield* output(`Deploying release v${release.number}`)
+        if (release.run.replicas > 1)
+          yield* output(
+            `run.replicas is ${release.run.replicas}: this version runs one instance of each app; the others are not started`
+          )
         const deployed = yield* deployRelease(project, release)
         if (deployed._tag === "Deployed" && deployed.status === "running" && deployed.message === null) {
           yield* output(`Deployed release v${release.number}: ${deployed.url}`)
