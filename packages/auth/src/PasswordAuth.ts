@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { type Options as Argon2Options, hash, verify } from "@node-rs/argon2"
-import { AuthProvider, type Session } from "@paas/core/AuthProvider"
+import { AuthProvider, type Session, type VerifiedSession } from "@paas/core/AuthProvider"
 import { AuthenticationError, ValidationError } from "@paas/core/Errors"
 import { Principal, UserId } from "@paas/core/User"
 import * as Clock from "effect/Clock"
@@ -51,6 +51,20 @@ const VERIFIED_TOKENS = 10_000
 
 const Claims = Schema.Struct({ sub: UserId, adm: Schema.Boolean })
 const decodeClaims = Schema.decodeUnknown(Claims)
+
+/** The claims of a verified token, times in seconds as in the token. */
+interface VerifiedClaims {
+  readonly sub: UserId
+  readonly adm: boolean
+  readonly iat: number
+  readonly exp: number
+}
+
+const toSession = (claims: VerifiedClaims): VerifiedSession => ({
+  principal: new Principal({ userId: claims.sub, isAdmin: claims.adm }, true),
+  issuedAt: new Date(claims.iat * 1000),
+  expiresAt: new Date(claims.exp * 1000)
+})
 
 const invalidToken = new AuthenticationError({
   reason: "invalid-token",
@@ -100,11 +114,8 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
     // Tokens already verified, with their claims: a client sends the same token with every
     // request, and its signature cannot become valid or invalid later. Expiry is still checked
     // against the clock each time. Bounded, oldest first out.
-    const verified = new Map<string, { readonly sub: UserId; readonly adm: boolean; readonly exp: number }>()
-    const remember = (
-      token: string,
-      claims: { readonly sub: UserId; readonly adm: boolean; readonly exp: number }
-    ) => {
+    const verified = new Map<string, VerifiedClaims>()
+    const remember = (token: string, claims: VerifiedClaims) => {
       if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!)
       verified.set(token, claims)
     }
@@ -155,10 +166,7 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
           const known = verified.get(token)
           if (known !== undefined)
             return known.exp * 1000 > now
-              ? Effect.succeed({
-                  principal: new Principal({ userId: known.sub, isAdmin: known.adm }, true),
-                  expiresAt: new Date(known.exp * 1000)
-                })
+              ? Effect.succeed(toSession(known))
               : Effect.zipRight(
                   Effect.sync(() => verified.delete(token)),
                   Effect.fail(expiredToken)
@@ -174,11 +182,10 @@ export const make = (options: Options): Effect.Effect<AuthProvider["Type"], Vali
           }).pipe(
             Effect.flatMap(({ payload }) =>
               Effect.map(decodeClaims(payload), (claims) => {
-                remember(token, { sub: claims.sub, adm: claims.adm, exp: payload.exp! })
-                return {
-                  principal: new Principal({ userId: claims.sub, isAdmin: claims.adm }),
-                  expiresAt: new Date(payload.exp! * 1000)
-                }
+                // Tokens from before `iat` was required count as issued at the epoch.
+                const known = { sub: claims.sub, adm: claims.adm, iat: payload.iat ?? 0, exp: payload.exp! }
+                remember(token, known)
+                return toSession(known)
               })
             ),
             Effect.catchAll((cause) =>

@@ -98,7 +98,11 @@ it.layer(PasswordAuth.layer({ secret }))("PasswordAuth", (it) => {
         })
         assert.match(jti, /^[0-9a-f-]{36}$/, "a token id, so two sessions are never one token")
         const verified = yield* auth.verifySession(session.token)
-        assert.deepStrictEqual(verified, { principal: root, expiresAt: session.expiresAt })
+        assert.deepStrictEqual(verified, {
+          principal: root,
+          issuedAt: new Date(start),
+          expiresAt: session.expiresAt
+        })
         assert.deepStrictEqual(
           (yield* auth.verifySession((yield* auth.issueSession(alice)).token)).principal,
           alice

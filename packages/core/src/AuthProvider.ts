@@ -20,6 +20,7 @@ export interface Session {
 /** A session token that checked out: whose it is, and until when it is valid. */
 export interface VerifiedSession {
   readonly principal: Principal
+  readonly issuedAt: Date
   readonly expiresAt: Date
 }
 

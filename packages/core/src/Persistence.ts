@@ -53,6 +53,7 @@ export class Persistence extends Context.Tag("@paas/core/Persistence")<
       readonly findByEmail: (email: string) => Effect.Effect<Option.Option<UserWithSecret>>
       readonly list: () => Effect.Effect<ReadonlyArray<User>>
       readonly confirmEmail: (id: UserId, at: Date) => Effect.Effect<void, NotFound>
+      /** Sets a new password; the sessions issued in a second before `at` end with the old one. */
       readonly setPasswordHash: (id: UserId, hash: string, at: Date) => Effect.Effect<void, NotFound>
       /** Deletes the user with their keys, projects and everything under them. */
       readonly delete: (id: UserId) => Effect.Effect<void, NotFound>
@@ -63,12 +64,21 @@ export class Persistence extends Context.Tag("@paas/core/Persistence")<
       /** Spends a token: returns its user once, if it exists and has not expired at `now`. */
       readonly consume: (kind: TokenKind, token: string, now: Date) => Effect.Effect<Option.Option<UserId>>
     }
-    /** Sessions ended before their expiry (logout), by a digest of their token, never the token. */
+    /**
+     * Sessions ended before their expiry: one by one (logout), by a digest of their token (never
+     * the token), and all of an account's at once by a new password (`users.setPasswordHash`).
+     */
     readonly endedSessions: {
       /** Records an ended session until `expiresAt`; forgets the records that expired before `now`. */
       readonly add: (digest: string, userId: UserId, expiresAt: Date, now: Date) => Effect.Effect<void>
-      /** Whether the session with this digest was ended (and has not expired at `now`). */
-      readonly has: (digest: string, now: Date) => Effect.Effect<boolean>
+      /**
+       * Whether a session has ended: its digest was recorded (and has not expired at `now`), or its
+       * account's password was set in a later second than `issuedAt`.
+       */
+      readonly isEnded: (
+        session: { readonly digest: string; readonly userId: UserId; readonly issuedAt: Date },
+        now: Date
+      ) => Effect.Effect<boolean>
     }
     readonly keys: {
       /** Fails with Conflict when any account already registered the fingerprint. */

@@ -98,6 +98,7 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
     readonly logout: (principal: Principal, token: string) => Effect.Effect<void>
     /** Always succeeds from the caller's point of view, whether or not the email exists. */
     readonly requestPasswordReset: (email: string) => Effect.Effect<void>
+    /** Sets the new password; every session of the account ends with the old one. */
     readonly resetPassword: (
       token: string,
       password: Redacted.Redacted<string>

@@ -550,6 +550,39 @@ describe("Platform sessions", () => {
   )
 })
 
+describe("Platform password reset", () => {
+  it.scoped(
+    "a new password ends every earlier session of the account, here and, within accountRecheck, elsewhere",
+    () =>
+      withPlatform(
+        Effect.gen(function* () {
+          const platform = yield* Platform
+          const other = yield* PlatformModule.make
+          const outbox = yield* InMemoryMailer.Outbox
+          const { principal, token } = yield* signUp("uma")
+          const { token: strangerToken } = yield* signUp("vic")
+          yield* other.authenticate(token)
+          yield* TestClock.adjust("1 second")
+          yield* platform.requestPasswordReset("uma@example.com")
+          const reset = InMemoryMailer.tokenIn((yield* outbox.latestTo("uma@example.com"))!.text)!
+          const newPassword = "N3w-secret!"
+          yield* platform.resetPassword(reset, Redacted.make(newPassword))
+          assert.include((yield* Effect.flip(platform.authenticate(token))).message, "ended")
+          yield* TestClock.adjust("5 seconds")
+          assert.strictEqual((yield* Effect.flip(other.authenticate(token)))._tag, "AuthenticationError")
+          yield* platform.authenticate(strangerToken)
+          const fresh = yield* platform.login({
+            email: "uma@example.com",
+            password: Redacted.make(newPassword),
+            client: "127.0.0.1"
+          })
+          assert.deepStrictEqual(yield* platform.authenticate(fresh.token), principal)
+          assert.deepStrictEqual(yield* other.authenticate(fresh.token), principal)
+        })
+      )
+  )
+})
+
 describe("Platform builds", () => {
   it.scoped("queued builds of one project collapse to the newest commit", () =>
     withPlatform(

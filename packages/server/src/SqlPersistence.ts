@@ -363,7 +363,9 @@ export const make: Effect.Effect<Persistence["Type"], never, SqlClient.SqlClient
           Effect.asVoid
         ),
       setPasswordHash: (id, hash, at) =>
-        sql`UPDATE users SET password_hash = ${hash}, updated_at = ${at} WHERE id = ${id} RETURNING id`.pipe(
+        sql`
+          UPDATE users SET password_hash = ${hash}, password_set_at = ${at}, updated_at = ${at}
+          WHERE id = ${id} RETURNING id`.pipe(
           Effect.map(Arr.head),
           Effect.orDie,
           orNotFound("user", id),
@@ -416,8 +418,11 @@ export const make: Effect.Effect<Persistence["Type"], never, SqlClient.SqlClient
             )
           )
           .pipe(Effect.asVoid, Effect.orDie),
-      has: (digest, now) =>
-        sql`SELECT 1 FROM ended_sessions WHERE token_digest = ${digest} AND expires_at > ${now}`.pipe(
+      isEnded: ({ digest, userId, issuedAt }, now) =>
+        sql`
+          SELECT 1 FROM ended_sessions WHERE token_digest = ${digest} AND expires_at > ${now}
+          UNION ALL
+          SELECT 1 FROM users WHERE id = ${userId} AND date_trunc('second', password_set_at) > ${issuedAt}`.pipe(
           Effect.map((rows) => rows.length > 0),
           Effect.orDie
         )

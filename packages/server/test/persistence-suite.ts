@@ -324,17 +324,23 @@ export const persistenceSuite = (
     })
 
     describe("ended sessions", () => {
+      const session = (userId: UserId, digest = `d${token()}`, issuedAt = at(-60_000)) => ({
+        digest,
+        userId,
+        issuedAt
+      })
+
       it.effect("are known until they expire; adding one twice is harmless", () =>
         Effect.gen(function* () {
           const { store, user } = yield* owner
-          const digest = `d${token()}`
-          assert.isFalse(yield* store.endedSessions.has(digest, at()))
-          yield* store.endedSessions.add(digest, user.id, at(60_000), at())
-          yield* store.endedSessions.add(digest, user.id, at(60_000), at())
-          assert.isTrue(yield* store.endedSessions.has(digest, at()))
-          assert.isTrue(yield* store.endedSessions.has(digest, at(59_999)))
-          assert.isFalse(yield* store.endedSessions.has(digest, at(60_000)))
-          assert.isFalse(yield* store.endedSessions.has(`d${token()}`, at()))
+          const ended = session(user.id)
+          assert.isFalse(yield* store.endedSessions.isEnded(ended, at()))
+          yield* store.endedSessions.add(ended.digest, user.id, at(60_000), at())
+          yield* store.endedSessions.add(ended.digest, user.id, at(60_000), at())
+          assert.isTrue(yield* store.endedSessions.isEnded(ended, at()))
+          assert.isTrue(yield* store.endedSessions.isEnded(ended, at(59_999)))
+          assert.isFalse(yield* store.endedSessions.isEnded(ended, at(60_000)))
+          assert.isFalse(yield* store.endedSessions.isEnded(session(user.id), at()))
         })
       )
 
@@ -343,18 +349,37 @@ export const persistenceSuite = (
         () =>
           Effect.gen(function* () {
             const { store, user } = yield* owner
-            const digest = `d${token()}`
-            yield* store.endedSessions.add(digest, user.id, at(60_000), at())
+            const ended = session(user.id)
+            yield* store.endedSessions.add(ended.digest, user.id, at(60_000), at())
             yield* store.users.delete(user.id)
-            assert.isFalse(yield* store.endedSessions.has(digest, at()))
-            const stranger = `d${token()}`
-            yield* store.endedSessions.add(stranger, UserId.make(randomUUID()), at(60_000), at())
-            assert.isFalse(yield* store.endedSessions.has(stranger, at()))
+            assert.isFalse(yield* store.endedSessions.isEnded(ended, at()))
+            const stranger = session(UserId.make(randomUUID()))
+            yield* store.endedSessions.add(stranger.digest, stranger.userId, at(60_000), at())
+            assert.isFalse(yield* store.endedSessions.isEnded(stranger, at()))
             const { user: other } = yield* owner
-            const expired = `d${token()}`
-            yield* store.endedSessions.add(expired, other.id, at(1000), at(1000))
-            assert.isFalse(yield* store.endedSessions.has(expired, at()))
+            const expired = session(other.id)
+            yield* store.endedSessions.add(expired.digest, other.id, at(1000), at(1000))
+            assert.isFalse(yield* store.endedSessions.isEnded(expired, at()))
           })
+      )
+
+      it.effect("a new password ends the sessions issued in an earlier second, not the later ones", () =>
+        Effect.gen(function* () {
+          const { store, user } = yield* owner
+          const before = session(user.id, undefined, at(9_000))
+          const sameSecond = session(user.id, undefined, at(10_000))
+          const after = session(user.id, undefined, at(11_000))
+          assert.isFalse(yield* store.endedSessions.isEnded(before, at(20_000)))
+          yield* store.users.setPasswordHash(user.id, "new-hash", at(10_400))
+          assert.isTrue(yield* store.endedSessions.isEnded(before, at(20_000)))
+          assert.isFalse(yield* store.endedSessions.isEnded(sameSecond, at(20_000)))
+          assert.isFalse(yield* store.endedSessions.isEnded(after, at(20_000)))
+          // Another account's sessions are not touched.
+          const { user: other } = yield* owner
+          assert.isFalse(
+            yield* store.endedSessions.isEnded(session(other.id, undefined, at(9_000)), at(20_000))
+          )
+        })
       )
     })
 

@@ -68,7 +68,8 @@ export const make = Effect.gen(function* () {
   const settings = yield* PlatformConfig
   const buildSlots = yield* Effect.makeSemaphore(settings.buildConcurrency)
   const accounts = new Map<UserId, { readonly principal: Principal; readonly checkedAt: number }>()
-  const liveSessions = new Map<string, number>()
+  // Sessions recently found not ended: digest → the account and when it was checked.
+  const liveSessions = new Map<string, { readonly userId: UserId; readonly checkedAt: number }>()
   // Per project, the build waiting for a slot, so that a newer push can supersede it.
   const waiting = new Map<
     ProjectId,
@@ -350,22 +351,20 @@ export const make = Effect.gen(function* () {
 
     authenticate: (token) =>
       Effect.gen(function* () {
-        const { principal: claimed } = yield* auth.verifySession(token)
+        const { principal: claimed, issuedAt } = yield* auth.verifySession(token)
         const at = yield* Clock.currentTimeMillis
         const recheck = Duration.toMillis(settings.accountRecheck)
-        // The session may have been ended (logout), here or by another server on the same store:
-        // ask the store at most once per accountRecheck for each session (a logout here forgets
-        // it at once).
+        // The session may have been ended (logout, a new password), here or by another server on
+        // the same store: ask the store at most once per accountRecheck for each session (ending
+        // it here forgets it at once).
         const digest = sessionDigest(token)
         const live = liveSessions.get(digest)
-        if (live === undefined || at - live >= recheck) {
-          if (yield* store.endedSessions.has(digest, new Date(at))) {
-            liveSessions.delete(digest)
-            return yield* sessionEnded
-          }
+        if (live === undefined || at - live.checkedAt >= recheck) {
           liveSessions.delete(digest)
+          if (yield* store.endedSessions.isEnded({ digest, userId: claimed.userId, issuedAt }, new Date(at)))
+            return yield* sessionEnded
           if (liveSessions.size >= KNOWN_SESSIONS) liveSessions.delete(liveSessions.keys().next().value!)
-          liveSessions.set(digest, at)
+          liveSessions.set(digest, { userId: claimed.userId, checkedAt: at })
         }
         // The account may have been deleted since the token was issued: ask the store, at most
         // once per accountRecheck for each account (a deletion here forgets it at once).
@@ -414,7 +413,10 @@ export const make = Effect.gen(function* () {
         const at = yield* now
         const userId = yield* store.tokens.consume("password-reset", token, at)
         if (Option.isNone(userId)) return yield* new NotFound({ resource: "token", id: token })
+        // The new password ends every session of the account (a stolen session too).
         yield* store.users.setPasswordHash(userId.value, yield* auth.hashPassword(password), at)
+        for (const [digest, live] of liveSessions)
+          if (live.userId === userId.value) liveSessions.delete(digest)
       }),
 
     me: (principal) =>

@@ -15,7 +15,13 @@ import * as SshKeyLine from "../internal/sshKeyLine.js"
 import { Principal, UserId } from "../User.js"
 
 const Claims = Schema.parseJson(
-  Schema.Struct({ sub: UserId, adm: Schema.Boolean, exp: Schema.Number, jti: Schema.String })
+  Schema.Struct({
+    sub: UserId,
+    adm: Schema.Boolean,
+    iat: Schema.Number,
+    exp: Schema.Number,
+    jti: Schema.String
+  })
 )
 const decodeClaims = Schema.decodeUnknownOption(Claims)
 
@@ -54,6 +60,7 @@ export const make = (options: { readonly sessionTtl?: Duration.DurationInput } =
             JSON.stringify({
               sub: principal.userId,
               adm: principal.isAdmin,
+              iat: now,
               exp,
               jti: randomBytes(9).toString("base64url")
             })
@@ -76,6 +83,7 @@ export const make = (options: { readonly sessionTtl?: Duration.DurationInput } =
             )
           return Effect.succeed({
             principal: new Principal({ userId: claims.value.sub, isAdmin: claims.value.adm }),
+            issuedAt: new Date(claims.value.iat),
             expiresAt: new Date(claims.value.exp)
           })
         }),

@@ -16,7 +16,7 @@ import { User, type UserId } from "../User.js"
 
 /** A fresh, empty store. */
 export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
-  const users = new Map<UserId, { user: User; passwordHash: string }>()
+  const users = new Map<UserId, { user: User; passwordHash: string; passwordSetAt?: Date }>()
   const tokens = new Map<string, { kind: TokenKind; userId: UserId; expiresAt: Date }>()
   const endedSessions = new Map<string, { userId: UserId; expiresAt: Date }>()
   const keys = new Map<string, SshKey>()
@@ -76,7 +76,7 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
         Effect.suspend(() => {
           const entry = users.get(id)
           if (!entry) return notFound("user", id)
-          users.set(id, { user: new User({ ...entry.user, updatedAt: at }), passwordHash })
+          users.set(id, { user: new User({ ...entry.user, updatedAt: at }), passwordHash, passwordSetAt: at })
           return Effect.void
         }),
       delete: (id) =>
@@ -111,8 +111,12 @@ export const make: Effect.Effect<Persistence["Type"]> = Effect.sync(() => {
             if (e.expiresAt.getTime() <= now.getTime()) endedSessions.delete(k)
           if (expiresAt.getTime() > now.getTime()) endedSessions.set(digest, { userId, expiresAt })
         }),
-      has: (digest, now) =>
-        Effect.sync(() => (endedSessions.get(digest)?.expiresAt.getTime() ?? 0) > now.getTime())
+      isEnded: ({ digest, userId, issuedAt }, now) =>
+        Effect.sync(() => {
+          if ((endedSessions.get(digest)?.expiresAt.getTime() ?? 0) > now.getTime()) return true
+          const setAt = users.get(userId)?.passwordSetAt
+          return setAt !== undefined && Math.floor(setAt.getTime() / 1000) * 1000 > issuedAt.getTime()
+        })
     },
     keys: {
       insert: (key) =>

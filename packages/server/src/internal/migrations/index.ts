@@ -4,10 +4,10 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import initial from "./0001_initial.js"
-import endedSessions from "./0002_ended_sessions.js"
+import sessions from "./0002_sessions.js"
 
 /** The loader for `PgMigrator.layer`. */
 export const loader: Migrator.Loader = Migrator.fromRecord({
   "0001_initial": initial,
-  "0002_ended_sessions": endedSessions
+  "0002_sessions": sessions
 })
