@@ -93,104 +93,102 @@ const AuthLive = HttpApiBuilder.group(Api.Api, "auth", (handlers) =>
       sameSite: "lax",
       path: "/"
     } as const
-    return (
-      handlers
-        .handle("register", ({ payload }) =>
-          platform
-            .register({
-              username: payload.username,
+    return handlers
+      .handle("register", ({ payload }) =>
+        platform
+          .register({
+            username: payload.username,
+            email: payload.email,
+            password: Redacted.make(payload.password)
+          })
+          .pipe(
+            apiErrors,
+            Effect.map((user) => ({
+              status: "OK" as const,
+              message: "registered: confirm your email address with the link we sent",
+              content: Views.user(user)
+            }))
+          )
+      )
+      .handle("confirm", ({ path }) =>
+        platform.confirmEmail(path.token).pipe(
+          Effect.mapError(() =>
+            Api.Invalid.field("token", "this confirmation link is unknown or was used already")
+          ),
+          Effect.as({ status: "OK" as const, message: "email confirmed: you can log in" })
+        )
+      )
+      .handle("confirmPage", () => Effect.succeed(Pages.confirmEmail()))
+      .handle("login", ({ payload, request }) =>
+        Effect.gen(function* () {
+          const login = yield* platform
+            .login({
               email: payload.email,
-              password: Redacted.make(payload.password)
+              password: Redacted.make(payload.password),
+              client: clientAddress(request, settings.trustProxy)
             })
             .pipe(
-              apiErrors,
-              Effect.map((user) => ({
-                status: "OK" as const,
-                message: "registered: confirm your email address with the link we sent",
-                content: Views.user(user)
-              }))
-            )
-        )
-        .handle("confirm", ({ path }) =>
-          platform.confirmEmail(path.token).pipe(
-            Effect.mapError(() =>
-              Api.Invalid.field("token", "this confirmation link is unknown or was used already")
-            ),
-            Effect.as({ status: "OK" as const, message: "email confirmed: you can log in" })
-          )
-        )
-        .handle("confirmPage", () => Effect.succeed(Pages.confirmEmail()))
-        .handle("login", ({ payload, request }) =>
-          Effect.gen(function* () {
-            const login = yield* platform
-              .login({
-                email: payload.email,
-                password: Redacted.make(payload.password),
-                client: clientAddress(request, settings.trustProxy)
-              })
-              .pipe(
-                Effect.catchTags({
-                  AuthenticationError: (e) => Effect.fail(Api.Refused.of(e.message)),
-                  RateLimited: (e) =>
-                    Effect.zipRight(
-                      HttpApp.appendPreResponseHandler((_, response) =>
-                        Effect.succeed(
-                          HttpServerResponse.setHeader(response, "retry-after", `${e.retryAfterSeconds}`)
-                        )
-                      ),
-                      Effect.fail(
-                        new Api.TooManyRequests({
-                          status: "too_many_requests",
-                          message: `${e.message} (in ${e.retryAfterSeconds} s)`
-                        })
-                      )
-                    )
-                })
-              )
-            yield* HttpApiBuilder.securitySetCookie(Api.cookie, login.token, {
-              ...cookieOptions,
-              maxAge: settings.sessionTtl
-            })
-            return { status: "OK" as const, content: { accessToken: login.token } }
-          })
-        )
-        .handle("requestPasswordReset", ({ payload }) =>
-          Effect.as(platform.requestPasswordReset(payload.email), {
-            status: "OK" as const,
-            message: "if an account has this email address, a link to reset its password was sent to it"
-          })
-        )
-        .handle("resetPasswordPage", () => Effect.succeed(Pages.resetPassword()))
-        .handle("resetPassword", ({ path, payload }) =>
-          Effect.gen(function* () {
-            if (payload.password !== payload.passwordVerification)
-              return yield* Effect.fail(
-                Api.Invalid.field("passwordVerification", "passwordVerification must equal password")
-              )
-            yield* platform.resetPassword(path.token, Redacted.make(payload.password)).pipe(
               Effect.catchTags({
-                NotFound: () =>
-                  Effect.fail(Api.Invalid.field("token", "this reset link is unknown or was used already")),
-                ValidationError: (e) => Effect.fail(Api.Invalid.field(e.field, e.message))
+                AuthenticationError: (e) => Effect.fail(Api.Refused.of(e.message)),
+                RateLimited: (e) =>
+                  Effect.zipRight(
+                    HttpApp.appendPreResponseHandler((_, response) =>
+                      Effect.succeed(
+                        HttpServerResponse.setHeader(response, "retry-after", `${e.retryAfterSeconds}`)
+                      )
+                    ),
+                    Effect.fail(
+                      new Api.TooManyRequests({
+                        status: "too_many_requests",
+                        message: `${e.message} (in ${e.retryAfterSeconds} s)`
+                      })
+                    )
+                  )
               })
             )
-            return { status: "OK" as const, message: "password changed: you can log in with it" }
+          yield* HttpApiBuilder.securitySetCookie(Api.cookie, login.token, {
+            ...cookieOptions,
+            maxAge: settings.sessionTtl
           })
-        )
-        // Ends the session as well as clearing the cookie: the token is refused from then on.
-        .handle("logout", ({ request }) =>
-          Effect.gen(function* () {
-            const principal = yield* Api.CurrentPrincipal
-            for (const token of sessionTokens(request)) yield* platform.logout(principal, token)
-            yield* HttpApp.appendPreResponseHandler((_, response) =>
-              Effect.orDie(
-                HttpServerResponse.setCookie(response, Api.cookieName, "", { ...cookieOptions, maxAge: 0 })
-              )
+          return { status: "OK" as const, content: { accessToken: login.token } }
+        })
+      )
+      .handle("requestPasswordReset", ({ payload }) =>
+        Effect.as(platform.requestPasswordReset(payload.email), {
+          status: "OK" as const,
+          message: "if an account has this email address, a link to reset its password was sent to it"
+        })
+      )
+      .handle("resetPasswordPage", () => Effect.succeed(Pages.resetPassword()))
+      .handle("resetPassword", ({ path, payload }) =>
+        Effect.gen(function* () {
+          if (payload.password !== payload.passwordVerification)
+            return yield* Effect.fail(
+              Api.Invalid.field("passwordVerification", "passwordVerification must equal password")
             )
-            return { status: "OK" as const, message: "logged out" }
-          })
-        )
-    )
+          yield* platform.resetPassword(path.token, Redacted.make(payload.password)).pipe(
+            Effect.catchTags({
+              NotFound: () =>
+                Effect.fail(Api.Invalid.field("token", "this reset link is unknown or was used already")),
+              ValidationError: (e) => Effect.fail(Api.Invalid.field(e.field, e.message))
+            })
+          )
+          return { status: "OK" as const, message: "password changed: you can log in with it" }
+        })
+      )
+      .handle("logout", ({ request }) =>
+        Effect.gen(function* () {
+          // Ends the session as well as clearing the cookie: the token is refused from then on.
+          const principal = yield* Api.CurrentPrincipal
+          for (const token of sessionTokens(request)) yield* platform.logout(principal, token)
+          yield* HttpApp.appendPreResponseHandler((_, response) =>
+            Effect.orDie(
+              HttpServerResponse.setCookie(response, Api.cookieName, "", { ...cookieOptions, maxAge: 0 })
+            )
+          )
+          return { status: "OK" as const, message: "logged out" }
+        })
+      )
   })
 )
 
