@@ -405,19 +405,16 @@ export const make: Effect.Effect<Persistence["Type"], never, SqlClient.SqlClient
     },
 
     endedSessions: {
-      // A user deleted meanwhile has no sessions to end: the insert then adds nothing.
+      // Expired rows are dropped as new ones come. A user deleted meanwhile has no sessions to
+      // end: the insert then adds nothing.
       add: (digest, userId, expiresAt, now) =>
-        sql
-          .withTransaction(
-            Effect.zipRight(
-              sql`DELETE FROM ended_sessions WHERE expires_at <= ${now}`,
-              sql`
-              INSERT INTO ended_sessions (token_digest, user_id, expires_at)
-              SELECT ${digest}, id, ${expiresAt} FROM users WHERE id = ${userId} AND ${expiresAt} > ${now}
-              ON CONFLICT (token_digest) DO NOTHING`
-            )
-          )
-          .pipe(Effect.asVoid, Effect.orDie),
+        Effect.zipRight(
+          sql`DELETE FROM ended_sessions WHERE expires_at <= ${now}`,
+          sql`
+            INSERT INTO ended_sessions (token_digest, user_id, expires_at)
+            SELECT ${digest}, id, ${expiresAt} FROM users WHERE id = ${userId} AND ${expiresAt} > ${now}
+            ON CONFLICT (token_digest) DO NOTHING`
+        ).pipe(Effect.asVoid, Effect.orDie),
       isEnded: ({ digest, userId, issuedAt }, now) =>
         sql`
           SELECT 1 FROM ended_sessions WHERE token_digest = ${digest} AND expires_at > ${now}
