@@ -47,7 +47,7 @@ const findUser =
 interface ProjectRow {
   readonly id: string
   readonly name: string
-  readonly config: { readonly env?: Record<string, string> }
+  readonly config: { readonly env?: Record<string, string>; readonly domains?: ReadonlyArray<string> }
   readonly created_at: Date
   readonly updated_at: Date
 }
@@ -69,7 +69,7 @@ const listProjects = async (res: ServerResponse, owner: string) => {
     content: rows.map((row) => ({
       id: row.id,
       name: row.name,
-      config: { env: { ...row.config.env } },
+      config: { env: { ...row.config.env }, domains: row.config.domains ?? [] },
       createdAt: row.created_at.toISOString(),
       updatedAt: row.updated_at.toISOString()
     }))

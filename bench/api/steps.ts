@@ -145,7 +145,7 @@ const main = Effect.gen(function* () {
   const views = projects.map((project) => ({
     id: project.id,
     name: project.name,
-    config: { env: { ...project.config.env } },
+    config: { env: { ...project.config.env }, domains: project.config.domains },
     createdAt: project.createdAt,
     updatedAt: project.updatedAt
   }))
@@ -199,7 +199,7 @@ const main = Effect.gen(function* () {
           content: projects.map((row) => ({
             id: row.id,
             name: row.name,
-            config: { env: { ...row.config.env } },
+            config: { env: { ...row.config.env }, domains: row.config.domains },
             createdAt: row.createdAt.toISOString(),
             updatedAt: row.updatedAt.toISOString()
           }))

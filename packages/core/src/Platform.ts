@@ -163,6 +163,16 @@ export class Platform extends Context.Tag("@paas/core/Platform")<
       id: ProjectId,
       env: Env
     ) => Effect.Effect<DeployResult, NotFound | ValidationError | RuntimeError>
+    /**
+     * Sets the custom domains the project's app answers at besides its own host name, and
+     * redeploys the running release with them. A domain another project holds is a Conflict; the
+     * platform's own names are refused.
+     */
+    readonly setDomains: (
+      principal: Principal,
+      id: ProjectId,
+      domains: ReadonlyArray<string>
+    ) => Effect.Effect<Project, NotFound | ValidationError | Conflict>
     readonly stop: (principal: Principal, id: ProjectId) => Effect.Effect<void, NotFound | RuntimeError>
     /** A new release copying release `number`'s image and config, deployed. */
     readonly rollback: (

@@ -60,9 +60,24 @@ export const layer = (overrides: Partial<PlatformSettings> = {}): Layer.Layer<Pl
   Layer.succeed(PlatformConfig, { ...defaults, ...overrides })
 
 /** The host names of a project's app. */
-export const appHosts = (settings: PlatformSettings, projectId: ProjectId): ReadonlyArray<string> => [
-  `${projectId}.user-app.${settings.baseDomain}`
-]
+export const appHosts = (
+  settings: PlatformSettings,
+  projectId: ProjectId,
+  domains: ReadonlyArray<string> = []
+): ReadonlyArray<string> => [`${projectId}.user-app.${settings.baseDomain}`, ...domains]
+
+/**
+ * Why `domain` cannot be a custom domain on this installation, if it cannot: the platform's own
+ * app names and the API's host belong to the platform.
+ */
+export const reservedDomain = (settings: PlatformSettings, domain: string): string | undefined => {
+  const apps = `user-app.${settings.baseDomain}`
+  if (domain === apps || domain.endsWith(`.${apps}`))
+    return `${domain} is under ${apps}, where the platform names apps`
+  if (URL.canParse(settings.publicUrl) && new URL(settings.publicUrl).hostname === domain)
+    return `${domain} is the platform's own address`
+  return undefined
+}
 
 /** The URL a person opens to reach a project's app. */
 export const appUrl = (settings: PlatformSettings, projectId: ProjectId): string => {

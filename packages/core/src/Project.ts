@@ -30,9 +30,31 @@ export const Env = Schema.Record({ key: EnvName, value: Schema.String }).annotat
 /** Environment variables: names to string values. */
 export type Env = typeof Env.Type
 
-/** What a project keeps as its configuration (`config.env` in the API). */
+const LABEL = "(?!-)[a-z0-9-]{1,63}(?<!-)"
+
+/** A custom host name an app also answers at: lower-case DNS labels, at least two, no trailing dot. */
+export const Domain = Schema.String.pipe(
+  Schema.maxLength(253, { message: () => "domains must be at most 253 characters" }),
+  Schema.pattern(new RegExp(`^${LABEL}(\\.${LABEL})+$`), {
+    message: () => "domains must be host names like app.example.com (letters, digits, '-' and dots)"
+  }),
+  // A top-level label is never all digits: that would be an IP address, not a name.
+  Schema.filter(
+    (s) => /[a-z]/.test(s.slice(s.lastIndexOf(".") + 1)) || "domains must be names, not IP addresses"
+  )
+)
+
+/** At most this many custom domains per project. */
+export const MAX_DOMAINS = 20
+
+/**
+ * What a project keeps as its configuration: `config.env` in the API, and the custom domains its
+ * app answers at besides `<project-id>.user-app.<base domain>`.
+ */
 export class ProjectConfig extends Schema.Class<ProjectConfig>("@paas/core/ProjectConfig")({
-  env: Env
+  env: Env,
+  // Optional in stored configurations: those written before domains existed have none.
+  domains: Schema.optionalWith(Schema.Array(Domain), { default: () => [] })
 }) {}
 
 /** A project record. */

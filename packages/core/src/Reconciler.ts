@@ -60,7 +60,7 @@ export class Reconciler extends Context.Tag("@paas/core/Reconciler")<
 
 /** The spec an app's desired release runs with. */
 export const specOf = (settings: PlatformSettings, appId: ProjectId, release: Release): AppSpec => {
-  const hosts = appHosts(settings, appId)
+  const hosts = appHosts(settings, appId, release.config.domains)
   const env = { ...release.run.env, ...release.config.env }
   const specHash = createHash("sha256")
     .update(JSON.stringify([release.image, env, release.run, hosts]))

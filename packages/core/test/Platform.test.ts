@@ -513,6 +513,58 @@ describe("Platform deploys", () => {
   )
 })
 
+describe("Platform custom domains", () => {
+  it.scoped("route the app at its domains too; kept by env deploys and rollbacks; one project's each", () =>
+    withPlatform(
+      Effect.gen(function* () {
+        const platform = yield* Platform
+        const router = yield* Router
+        const { principal } = yield* signUp("dee")
+        const { principal: stranger } = yield* signUp("eli")
+        const project = yield* platform.createProject(principal, { name: "shop" })
+        yield* push(principal, project.id, { v: "1" })
+        const saved = yield* platform.setDomains(principal, project.id, [
+          "Shop.Example.com.",
+          "shop.example.com"
+        ])
+        assert.deepStrictEqual(saved.config.domains, ["shop.example.com"])
+        const hosts = () => Effect.map(router.list(project.id), (routes) => routes[0]?.hosts ?? [])
+        assert.deepStrictEqual(yield* hosts(), [`${project.id}.user-app.localhost`, "shop.example.com"])
+
+        yield* platform.deploy(principal, project.id, { GREETING: "hi" })
+        assert.include(yield* hosts(), "shop.example.com")
+        yield* platform.rollback(principal, project.id, 1)
+        assert.include(yield* hosts(), "shop.example.com")
+        assert.deepStrictEqual((yield* platform.getProject(principal, project.id)).config.domains, [
+          "shop.example.com"
+        ])
+
+        const other = yield* platform.createProject(stranger, { name: "copy" })
+        const taken = yield* Effect.flip(platform.setDomains(stranger, other.id, ["shop.example.com"]))
+        assert.strictEqual(taken._tag, "Conflict")
+        for (const bad of [
+          "not a domain",
+          "localhost",
+          `x.${project.id}.user-app.localhost`,
+          "127.0.0.1",
+          "10.1.2.3"
+        ]) {
+          const refused = yield* Effect.flip(platform.setDomains(stranger, other.id, [bad]))
+          assert.strictEqual(refused._tag, "ValidationError", bad)
+        }
+        assert.strictEqual(
+          (yield* Effect.flip(platform.setDomains(stranger, project.id, ["mine.example.com"])))._tag,
+          "NotFound"
+        )
+        // Given up, a domain is free for another project.
+        yield* platform.setDomains(principal, project.id, [])
+        assert.deepStrictEqual(yield* hosts(), [`${project.id}.user-app.localhost`])
+        yield* platform.setDomains(stranger, other.id, ["shop.example.com"])
+      })
+    )
+  )
+})
+
 describe("Platform sessions", () => {
   it.scoped(
     "logout ends one session at once here, and on another server sharing the store within accountRecheck",

@@ -164,7 +164,10 @@ export const SshKeyView = Schema.Struct({
 export const ProjectView = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
-  config: Schema.Struct({ env: Schema.Record({ key: Schema.String, value: Schema.String }) }),
+  config: Schema.Struct({
+    env: Schema.Record({ key: Schema.String, value: Schema.String }),
+    domains: Schema.Array(Schema.String)
+  }),
   createdAt: Schema.Date,
   updatedAt: Schema.Date
 }).annotations({ identifier: "Project" })
@@ -189,7 +192,10 @@ export const ReleaseView = Schema.Struct({
   commit: Schema.String,
   image: Schema.String,
   description: Schema.String,
-  config: Schema.Struct({ env: Schema.Record({ key: Schema.String, value: Schema.String }) }),
+  config: Schema.Struct({
+    env: Schema.Record({ key: Schema.String, value: Schema.String }),
+    domains: Schema.Array(Schema.String)
+  }),
   createdAt: Schema.Date
 }).annotations({ identifier: "Release" })
 
@@ -408,6 +414,19 @@ export class ProjectsGroup extends HttpApiGroup.make("projects")
       .addError(NotFound)
       .addError(DeployFailed)
       .addError(Unavailable)
+  )
+  .add(
+    HttpApiEndpoint.put("domains", "/projects/:uuid/domains")
+      .setPath(ProjectPath)
+      .setPayload(Schema.Struct({ domains: Schema.Array(Schema.String) }))
+      .addSuccess(ok(ProjectView))
+      .addError(Invalid)
+      .addError(NotFound)
+      .addError(Conflict)
+      .annotate(
+        OpenApi.Description,
+        "Extension: the custom domains the app also answers at (point their DNS at the router); replaces the list and redeploys a running app."
+      )
   )
   .add(
     HttpApiEndpoint.post("stop", "/projects/:uuid/stop")

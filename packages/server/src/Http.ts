@@ -344,6 +344,12 @@ const ProjectsLive = HttpApiBuilder.group(Api.Api, "projects", (handlers) =>
           )
         )
       )
+      .handle("domains", ({ path, payload }) =>
+        Effect.flatMap(Api.CurrentPrincipal, (p) => platform.setDomains(p, path.uuid, payload.domains)).pipe(
+          apiErrors,
+          Effect.map((project) => ({ status: "OK" as const, content: Views.project(project) }))
+        )
+      )
       .handle("stop", ({ path }) =>
         Effect.flatMap(Api.CurrentPrincipal, (p) => platform.stop(p, path.uuid)).pipe(
           apiErrors,

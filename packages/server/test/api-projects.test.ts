@@ -154,6 +154,49 @@ describe("HTTP API: users, keys and projects", () => {
       })
     )
 
+    it.effect(
+      "custom domains: set and cleared by their owner; 400 names the field; 409 when taken; 404 when not yours",
+      () =>
+        Effect.gen(function* () {
+          const hal = yield* account()
+          const ida = yield* account()
+          const mine = (yield* send("POST", "/projects", { token: hal.token, body: { name: "site" } })).body
+            .content
+          const theirs = (yield* send("POST", "/projects", { token: ida.token, body: { name: "site" } })).body
+            .content
+          const set = yield* send("PUT", `/projects/${mine.id}/domains`, {
+            token: hal.token,
+            body: { domains: ["www.hal.example", "hal.example"] }
+          })
+          assert.strictEqual(set.status, 200, set.text)
+          assert.deepStrictEqual(set.body.content.config.domains, ["www.hal.example", "hal.example"])
+          const got = yield* send("GET", `/projects/${mine.id}`, { token: hal.token })
+          assert.deepStrictEqual(got.body.content.config.domains, ["www.hal.example", "hal.example"])
+
+          const invalid = yield* send("PUT", `/projects/${theirs.id}/domains`, {
+            token: ida.token,
+            body: { domains: ["not a host"] }
+          })
+          assert.strictEqual(invalid.status, 400)
+          assert.strictEqual(invalid.body.content.field, "domains")
+          const taken = yield* send("PUT", `/projects/${theirs.id}/domains`, {
+            token: ida.token,
+            body: { domains: ["HAL.example"] }
+          })
+          assert.strictEqual(taken.status, 409)
+          const notYours = yield* send("PUT", `/projects/${mine.id}/domains`, {
+            token: ida.token,
+            body: { domains: [] }
+          })
+          assert.strictEqual(notYours.status, 404)
+          const cleared = yield* send("PUT", `/projects/${mine.id}/domains`, {
+            token: hal.token,
+            body: { domains: [] }
+          })
+          assert.deepStrictEqual(cleared.body.content.config.domains, [])
+        })
+    )
+
     it.effect("projects: create, get, list; names unique per owner; another account's is 404", () =>
       Effect.gen(function* () {
         const fay = yield* account()
@@ -169,7 +212,7 @@ describe("HTTP API: users, keys and projects", () => {
           "updatedAt"
         ])
         assert.match(project.id, /^[0-9a-f-]{36}$/)
-        assert.deepStrictEqual(project.config, { env: {} })
+        assert.deepStrictEqual(project.config, { env: {}, domains: [] })
         assert.strictEqual(
           (yield* send("POST", "/projects", { token: fay.token, body: { name: "shop" } })).status,
           409
@@ -242,7 +285,7 @@ describe("HTTP API: users, keys and projects", () => {
         assert.strictEqual(deploy.body.status, "OK")
         assert.include(deploy.body.message, "first push")
         const project = yield* send("GET", `/projects/${id}`, { token: ivy.token })
-        assert.deepStrictEqual(project.body.content.config, { env: { GREETING: "hello" } })
+        assert.deepStrictEqual(project.body.content.config, { env: { GREETING: "hello" }, domains: [] })
         const bad = yield* send("PATCH", `/projects/${id}/deploy`, {
           token: ivy.token,
           body: { env_vars: { "1BAD": "x" } }
@@ -320,9 +363,7 @@ describe("HTTP API: users, keys and projects", () => {
           assert.strictEqual(rollback.body.content.release, 3)
           assert.deepStrictEqual(
             (yield* send("GET", `/projects/${id}`, { token: jo.token })).body.content.config,
-            {
-              env: {}
-            }
+            { env: {}, domains: [] }
           )
           assert.strictEqual(
             (yield* send("POST", `/projects/${id}/rollback`, { token: jo.token, body: { release: 99 } }))

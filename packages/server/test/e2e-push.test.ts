@@ -82,6 +82,18 @@ describe("paas-server end to end: git push to a running app (embedded defaults)"
         assert.strictEqual(deploy.body.content.status, "STATUS_RUNNING")
         assert.strictEqual(JSON.parse((yield* getApp(server.routerPort, host)).body).greeting, "hi there")
 
+        // A custom domain: the app answers there too, with its env kept.
+        const domains = yield* api(server, "PUT", `/projects/${id}/domains`, {
+          token,
+          body: { domains: ["Shop.Example.com"] }
+        })
+        assert.strictEqual(domains.status, 200, JSON.stringify(domains.body))
+        assert.deepStrictEqual(domains.body.content.config.domains, ["shop.example.com"])
+        const shop = yield* getApp(server.routerPort, "shop.example.com")
+        assert.strictEqual(shop.status, 200)
+        assert.strictEqual(JSON.parse(shop.body).greeting, "hi there")
+        assert.strictEqual((yield* getApp(server.routerPort, host)).status, 200)
+
         // Logs, statistics, status.
         const logs = yield* api(server, "GET", `/projects/${id}/logs`, { token })
         assert.include(logs.body.content.logs, "hello from v2")

@@ -13,17 +13,19 @@ import { Build, type BuildId, type CommitSha } from "../Build.js"
 import {
   AuthenticationError,
   BuildFailed,
+  Conflict,
   Forbidden,
   NotFound,
   type RouterError,
-  type RuntimeError
+  type RuntimeError,
+  ValidationError
 } from "../Errors.js"
 import { ImageBuilder } from "../ImageBuilder.js"
 import { Mailer } from "../Mailer.js"
 import { Persistence } from "../Persistence.js"
 import type { DeployResult, Platform, PushResult } from "../Platform.js"
-import { appUrl, PlatformConfig } from "../PlatformConfig.js"
-import { Env, Project, ProjectConfig, type ProjectId, ProjectName } from "../Project.js"
+import { appUrl, PlatformConfig, reservedDomain } from "../PlatformConfig.js"
+import { Domain, Env, MAX_DOMAINS, Project, ProjectConfig, type ProjectId, ProjectName } from "../Project.js"
 import { RateLimiter } from "../RateLimiter.js"
 import { Reconciler } from "../Reconciler.js"
 import { type Release, ReleaseId, type RunSettings } from "../Release.js"
@@ -573,13 +575,46 @@ export const make = Effect.gen(function* () {
 
     deploy: (principal, id, env) =>
       Effect.gen(function* () {
-        yield* getProject(principal, id)
-        const config = new ProjectConfig({ env: yield* validate(Env, "env_vars")(env) })
+        const current = yield* getProject(principal, id)
+        const config = new ProjectConfig({ ...current.config, env: yield* validate(Env, "env_vars")(env) })
         const project = yield* store.projects.updateConfig(id, config, yield* now)
         const [latest] = yield* store.releases.listByProject(id)
         if (latest === undefined) return { _tag: "Pending" } satisfies DeployResult
         const release = yield* newRelease(project, latest, config, "Deploy with new environment")
         return yield* deployRelease(project, release)
+      }),
+
+    setDomains: (principal, id, input) =>
+      Effect.gen(function* () {
+        const current = yield* getProject(principal, id)
+        // Host names are case-insensitive and may be written with a final dot.
+        const domains = [...new Set(input.map((d) => d.trim().toLowerCase().replace(/\.$/, "")))]
+        if (domains.length > MAX_DOMAINS)
+          return yield* new ValidationError({ field: "domains", message: `at most ${MAX_DOMAINS} domains` })
+        for (const domain of domains) {
+          yield* validate(Domain, "domains")(domain)
+          const reserved = reservedDomain(settings, domain)
+          if (reserved !== undefined)
+            return yield* new ValidationError({ field: "domains", message: reserved })
+        }
+        for (const other of yield* store.projects.list())
+          if (other.id !== id && other.config.domains.some((d) => domains.includes(d)))
+            return yield* new Conflict({
+              resource: "project",
+              message: `${other.config.domains.find((d) => domains.includes(d))} is already a domain of another project`
+            })
+        const config = new ProjectConfig({ ...current.config, domains })
+        const project = yield* store.projects.updateConfig(id, config, yield* now)
+        // A running app takes its new names with a new release of the same build.
+        const deployment = yield* store.deployments.find(id)
+        if (Option.isSome(deployment) && deployment.value.desired === "running") {
+          const [latest] = yield* store.releases.listByProject(id)
+          if (latest !== undefined) {
+            const release = yield* newRelease(project, latest, config, "Deploy with new domains")
+            yield* deployRelease(project, release)
+          }
+        }
+        return project
       }),
 
     stop: (principal, id) =>
@@ -593,17 +628,14 @@ export const make = Effect.gen(function* () {
 
     rollback: (principal, id, number) =>
       Effect.gen(function* () {
-        yield* getProject(principal, id)
+        const current = yield* getProject(principal, id)
         const target = yield* store.releases.findByNumber(id, number)
         if (Option.isNone(target)) return yield* new NotFound({ resource: "release", id: `${id} v${number}` })
-        // The project's config follows the release, so a later deploy starts from what is running.
-        const project = yield* store.projects.updateConfig(id, target.value.config, yield* now)
-        const release = yield* newRelease(
-          project,
-          target.value,
-          target.value.config,
-          `Rollback to v${number}`
-        )
+        // The project's env follows the release, so a later deploy starts from what is running;
+        // its domains stay as they are now (a domain given away since must not come back).
+        const config = new ProjectConfig({ ...target.value.config, domains: current.config.domains })
+        const project = yield* store.projects.updateConfig(id, config, yield* now)
+        const release = yield* newRelease(project, target.value, config, `Rollback to v${number}`)
         return yield* deployRelease(project, release)
       }),
 

@@ -30,7 +30,7 @@ export const sshKey = (k: SshKey): typeof Api.SshKeyView.Type => ({
 export const project = (p: Project): typeof Api.ProjectView.Type => ({
   id: p.id,
   name: p.name,
-  config: { env: { ...p.config.env } },
+  config: { env: { ...p.config.env }, domains: p.config.domains },
   createdAt: p.createdAt,
   updatedAt: p.updatedAt
 })
@@ -53,7 +53,7 @@ export const release = (r: Release): typeof Api.ReleaseView.Type => ({
   commit: r.commit,
   image: r.image,
   description: r.description,
-  config: { env: { ...r.config.env } },
+  config: { env: { ...r.config.env }, domains: r.config.domains },
   createdAt: r.createdAt
 })
 
