@@ -104,6 +104,7 @@ describe("HTTP API: protocol and accounts", () => {
           "/projects/my",
           "/projects/{uuid}",
           "/projects/{uuid}/deploy",
+          "/projects/{uuid}/domains",
           "/projects/{uuid}/stop",
           "/projects/{uuid}/logs",
           "/projects/{uuid}/statistics",
