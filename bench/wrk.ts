@@ -1,7 +1,7 @@
 // What the HTTP benchmarks share: running Debian's `wrk` against a URL and reading what it
 // printed, and the CPU time processes used (from /proc), to price a request.
 import { spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import * as Effect from "effect/Effect"
 
 const WRK = "/usr/bin/wrk"
@@ -87,3 +87,16 @@ export const cpuTicks = (pids: ReadonlyArray<number>) =>
       return sum
     }
   }, 0)
+
+/** A process and its direct children (a server's workers or backends), from /proc. */
+export const withChildren = (parent: number): Array<number> => {
+  const pids = [parent]
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "latin1")
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent) pids.push(Number(name))
+    } catch {}
+  }
+  return pids
+}

@@ -2,7 +2,6 @@
 // bounded waits and requests, CPU accounting from /proc, and a main that cleans up on signals.
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Cause from "effect/Cause"
@@ -11,7 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import pg from "pg"
-import { cpuTicks } from "../wrk.js"
+import { cpuTicks, withChildren } from "../wrk.js"
 
 /** The repository's root directory. */
 export const root = fileURLToPath(new URL("../../", import.meta.url))
@@ -32,15 +31,8 @@ export const fail = (message: string) => Effect.fail(new BenchError(message))
 /** Prints a line. */
 export const log = (line: string) => Effect.sync(() => console.log(line))
 
-/** A port nothing listens on right now. */
-export const freePort = Effect.async<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+/** A port nothing listens on right now (the one the server tests use). */
+export { freePort } from "../../packages/server/test/support/server.js"
 
 /** Runs a program to completion (killed after `timeoutMs`), with an argument array; its stdout. */
 export const run = (file: string, args: ReadonlyArray<string>, timeoutMs: number) =>
@@ -210,15 +202,7 @@ export const postgresPids = (postgresDir: string) => {
   } catch {
     return []
   }
-  const pids = [master]
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "latin1")
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === master) pids.push(Number(name))
-    } catch {}
-  }
-  return pids
+  return withChildren(master)
 }
 
 /** The statements PostgreSQL logged since `offset` (with log_statement = 'all'), counted by text. */

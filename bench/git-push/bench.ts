@@ -5,7 +5,7 @@
 // either server; what differs is the SSH side. Prints both throughputs and the ratio.
 import { randomUUID } from "node:crypto"
 import { mkdir, readdir, rm, stat, writeFile } from "node:fs/promises"
-import { createServer, connect as tcpConnect } from "node:net"
+import { connect as tcpConnect } from "node:net"
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
@@ -20,6 +20,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import { execa } from "execa"
+import { freePort } from "../../packages/server/test/support/server.js"
 
 const ROUNDS = 3
 const TEXT_FILES = 2_900
@@ -97,17 +98,6 @@ const run = async (
     throw new Error(`${file} ${args.join(" ")} failed (${result.exitCode}): ${result.stderr}`)
   return result.stdout
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const probe = createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      probe.close(() => resolve(port))
-    })
-  })
 
 const waitForPort = async (port: number, timeoutMs: number) => {
   const deadline = Date.now() + timeoutMs
@@ -261,7 +251,7 @@ const main = async () => {
       env: clientEnv(root)
     })
     await writeFile(join(sshdDir, "authorized_keys"), `${publicKey}\n`, { mode: 0o600 })
-    const sshdPort = await freePort()
+    const sshdPort = await Effect.runPromise(freePort)
     const user = userInfo().username
     await writeFile(
       join(sshdDir, "sshd_config"),

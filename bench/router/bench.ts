@@ -6,7 +6,6 @@
 // nginx runs one worker by default, because our router is one event loop: the comparison is then
 // per core. `--nginx-workers=auto` compares against nginx using every core instead.
 import { type ChildProcess, spawn } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { createServer } from "node:net"
 import { cpus, tmpdir } from "node:os"
@@ -14,7 +13,8 @@ import { join } from "node:path"
 import type { ProjectId } from "@paas/core/Project"
 import { ProxyRouter } from "@paas/runtime-process"
 import * as Effect from "effect/Effect"
-import { cpuTicks, type WrkResult, wrk } from "../wrk.js"
+import { freePort } from "../../packages/server/test/support/server.js"
+import { cpuTicks, type WrkResult, withChildren, wrk } from "../wrk.js"
 
 const arg = (name: string, fallback: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback
@@ -36,16 +36,6 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 65_000
 server.listen(0, "127.0.0.1", () => console.log(server.address().port))
 `
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
 
 /** A child process killed (and waited for) when the scope closes. */
 const child = (command: string, args: ReadonlyArray<string>) =>
@@ -85,19 +75,6 @@ const waitForPort = (port: number) =>
     }
     return yield* Effect.dieMessage(`nothing listens on ${port}`)
   })
-
-// The nginx master and its workers.
-const nginxPids = (master: number) => {
-  const pids = [master]
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "latin1")
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === master) pids.push(Number(name))
-    } catch {}
-  }
-  return pids
-}
 
 const load = (port: number, host = HOST) =>
   wrk({
@@ -172,7 +149,7 @@ const main = Effect.gen(function* () {
     target: { host: "127.0.0.1", port: upstream }
   })
 
-  const nginxPort = yield* Effect.promise(freePort)
+  const nginxPort = yield* freePort
   const conf = join(dir, "nginx.conf")
   yield* Effect.promise(() => writeFile(conf, nginxConf(dir, nginxPort, upstream)))
   const nginx = yield* child(NGINX, ["-p", dir, "-c", conf])
@@ -203,7 +180,7 @@ const main = Effect.gen(function* () {
       const result =
         which === "ours"
           ? yield* measured(router.port, () => [process.pid])
-          : yield* measured(nginxPort, () => nginxPids(nginx.pid!))
+          : yield* measured(nginxPort, () => withChildren(nginx.pid!))
       ;(which === "ours" ? ours : theirs).push(result)
       console.log(`round ${round}  ${which === "ours" ? "ProxyRouter" : "nginx      "}  ${fmt(result)}`)
     }
